@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: ISC */
+/* config.h -- twinrouted's settings: embedded defaults, overridden by an INI file */
+#ifndef TR_CONFIG_H
+#define TR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+
+#define CONFIG_PATH_DEFAULT "/etc/twinroute/twinroute.conf"
+
+/* Defaults and limits used outside the key table in config.c. */
+#define CONFIG_STATE_DIR_DEFAULT "/var/lib/twinroute"
+#define CONFIG_LISTEN_DEFAULT "127.0.0.1:7420"
+#define CONFIG_SOCKET_PATH_MAX 107 /* sizeof(sun_path) - 1 */
+#define CONFIG_HOST_MAX 256        /* host part of host:port, with its NUL */
+
+/*
+ * Every string is malloc'ed and never NULL after config_defaults(); ""
+ * means "unset" where the comment says so. After config_finish(),
+ * store_path and control_socket are filled in.
+ */
+struct config {
+	/* [daemon] */
+	char *state_dir;          /* default /var/lib/twinroute */
+	char *pid_file;           /* default "" (none) */
+	enum log_level log_level; /* default info */
+	enum log_target log_target; /* default: stderr in foreground, else syslog */
+	bool log_target_set;      /* log_target came from a file */
+	char *syslog_facility;    /* default daemon; config_syslog_facility() */
+
+	/* [store] */
+	char *store_path;         /* default STATE_DIR/broker */
+	uint64_t map_size;        /* default 1 GiB */
+
+	/* [client] */
+	char *client_listen;      /* default 127.0.0.1:7420 */
+	char *client_tls_cert;    /* default "" (plain TCP) */
+	char *client_tls_key;
+	uint32_t client_max_frame;     /* default 64 KiB */
+	uint32_t client_max_connections; /* default 1024 */
+	uint32_t client_idle_timeout;  /* seconds, default 300 */
+	uint32_t client_output_limit;  /* bytes, default 1 MiB */
+	uint32_t client_page_size;     /* default 50 */
+	uint32_t client_page_size_max; /* default 500 */
+
+	/* [control] */
+	char *control_socket;     /* default STATE_DIR/control.sock */
+	char *control_admin_group;/* default "" (root and the daemon's uid only) */
+	uint32_t control_max_connections; /* default 16 */
+	uint32_t control_idle_timeout;    /* seconds, default 60 */
+
+	/* The last file loaded, for messages; NULL when none was. */
+	char *source;
+};
+
+/* What is wrong with a config, ready to print. */
+struct config_err {
+	char msg[512];            /* "FILE:LINE: KEY: reason" */
+};
+
+/*
+ * Fill cfg with the embedded defaults (cfg's old contents are not
+ * freed). 0 or -ENOMEM; on failure cfg holds nothing to free.
+ */
+int config_defaults(struct config *cfg);
+/*
+ * Read path over the values already in cfg. Unknown sections and keys,
+ * bad values, a key given twice and lines that do not parse are errors
+ * (-EINVAL) reported in err as "FILE:LINE: KEY: reason"; the first one
+ * stops the load. A file that cannot be opened or read is -errno
+ * ("FILE: cannot open: reason"). cfg changes only when the whole file
+ * is good. err may be NULL.
+ */
+int config_load(struct config *cfg, const char *path, struct config_err *err);
+/*
+ * After config_defaults() and any loads: derive store_path and
+ * control_socket from state_dir when unset, then check the values against
+ * each other (TLS certificate and key both or neither, output_limit at
+ * least twice max_frame, page_size at most page_size_max, control socket
+ * path short enough). 0, -EINVAL (reported as "FILE: KEY: reason", FILE
+ * being the last file loaded) or -ENOMEM. err may be NULL.
+ */
+int config_finish(struct config *cfg, struct config_err *err);
+/* Free every string and zero cfg. NULL and a zeroed cfg are fine. */
+void config_free(struct config *cfg);
+
+/*
+ * Value parsers, exposed for tests. 0 or -EINVAL (syntax) / -ERANGE;
+ * *ret untouched on failure.
+ *   size:     123, 64K, 1M, 2GiB, 1 tb (binary units, any case)
+ *   duration: 30, 30s, 5m, 2h, 1d -> seconds
+ *   bool:     yes/no, true/false, on/off, 1/0 (any case)
+ *   hostport: host:port or [v6addr]:port, port 0..65535; validity only
+ */
+int config_parse_size(const char *s, uint64_t *ret);
+int config_parse_duration(const char *s, uint32_t *ret);
+int config_parse_bool(const char *s, bool *ret);
+int config_parse_hostport(const char *s);
+
+/*
+ * Split a valid "host:port" or "[v6addr]:port" into ret_host (brackets
+ * removed) and ret_port. 0 or -EINVAL; outputs untouched on failure.
+ */
+int config_split_hostport(const char *s, char ret_host[CONFIG_HOST_MAX],
+    uint16_t *ret_port);
+/* "daemon", "local0".."local7" -> LOG_DAEMON, LOG_LOCAL0.. 0 or -EINVAL. */
+int config_syslog_facility(const char *name, int *ret_facility);
+
+#endif

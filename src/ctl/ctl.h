@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: ISC */
+/* ctl.h -- the control command table, shared by twinrouted and twinroutectl */
+#ifndef TR_CTL_H
+#define TR_CTL_H
+
+#include <stddef.h>
+
+#define CTL_PROTO_VERSION 1
+/* Control frames carry whole catalogs on import. */
+#define CTL_FRAME_MAX (16u * 1024u * 1024u)
+
+/* The index into ctl_cmds[]; sent on the wire: append only. */
+enum ctl_cmd {
+	CTL_STATUS = 0,
+	CTL_PROVIDER_ADD,
+	CTL_PROVIDER_LIST,
+	CTL_PROVIDER_SHOW,
+	CTL_PROVIDER_DISABLE,
+	CTL_SERVICE_ADD,
+	CTL_SERVICE_UPDATE,
+	CTL_SERVICE_REMOVE,
+	CTL_SERVICE_LIST,
+	CTL_CATALOG_IMPORT,
+	CTL__COUNT,
+};
+
+#define CTL_F_READONLY 0x1u /* changes nothing */
+
+struct ctl_cmd_info {
+	const char *name;     /* "provider add": words as typed */
+	const char *usage;    /* arguments after the name */
+	const char *help;     /* one line */
+	unsigned flags;
+};
+
+extern const struct ctl_cmd_info ctl_cmds[CTL__COUNT];
+
+/*
+ * Find the command named by the first words of argv ("provider", "add").
+ * Returns the command, and in *ret_words how many words its name took;
+ * -1 if none matches.
+ */
+int ctl_cmd_lookup(int argc, char *const *argv, int *ret_words);
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: ISC */
+/* daemon.h -- what the loop owns: the context every handler reaches */
+#ifndef TR_DAEMON_H
+#define TR_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+
+#define CLIENT_PROTO_VERSION 1
+#define CLIENT_PROTO_VERSION_MIN 1
+
+struct store;
+struct catalog;
+struct listener;
+
+struct daemon {
+	struct event_base *base;
+	struct config *cfg;
+	struct store *store;
+	struct catalog *catalog;
+	struct listener *client_l;
+	struct listener *control_l;
+	time_t started;
+	uint64_t requests;        /* client and control requests answered */
+	bool stopping;
+};
+
+/* Client protocol (src/client/client.c). */
+extern const struct listener_ops client_listener_ops;
+/* Control protocol (src/ctl/ctl_server.c). */
+extern const struct listener_ops ctl_listener_ops;
+
+#endif

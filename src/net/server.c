@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: ISC */
+/* server.c -- listeners and framed connections on the loop */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "common.pb-c.h"
+#include "common/conn.h"
+#include "common/errcode.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "net/server.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                             \
+	for ((var) = TAILQ_FIRST(head);                                        \
+	    (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+#endif
+
+struct conn {
+	TAILQ_ENTRY(conn) entry;
+	struct listener *l;
+	struct bufferevent *bev;     /* NULL once the socket is closed */
+	uint64_t id;
+	void *data;
+	unsigned refs;               /* the listener's list holds one */
+	bool closing;                /* no more reads; close when flushed */
+	bool read_paused;            /* output over the limit */
+	bool in_callback;            /* inside on_frame: defer destruction */
+	bool has_cred;
+	struct ucred cred;
+	char peer[64];
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+struct listener {
+	struct event_base *base;
+	struct evconnlistener *evl;
+	const struct listener_ops *ops;
+	struct listener_limits limits;
+	SSL_CTX *ssl_ctx;
+	void *ctx;
+	struct conn_list conns;
+	unsigned nconns;
+	bool is_unix;
+	bool shutting_down;
+	char address[128];
+	char *unix_path;
+};
+
+static uint64_t next_conn_id = 1;
+
+static void conn_readcb(struct bufferevent *bev, void *arg);
+static void conn_writecb(struct bufferevent *bev, void *arg);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+
+uint64_t
+conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+struct listener *
+conn_listener(const struct conn *c)
+{
+	return c->l;
+}
+
+void *
+conn_ctx(const struct conn *c)
+{
+	return c->l->ctx;
+}
+
+void *
+conn_data(const struct conn *c)
+{
+	return c->data;
+}
+
+void
+conn_set_data(struct conn *c, void *data)
+{
+	c->data = data;
+}
+
+const char *
+conn_peer_name(const struct conn *c)
+{
+	return c->peer;
+}
+
+bool
+conn_is_closing(const struct conn *c)
+{
+	return c->closing || c->bev == NULL;
+}
+
+int
+conn_peer_cred(const struct conn *c, pid_t *ret_pid, uid_t *ret_uid,
+    gid_t *ret_gid)
+{
+	if (!c->has_cred)
+		return -ENOTSUP;
+	if (ret_pid)
+		*ret_pid = c->cred.pid;
+	if (ret_uid)
+		*ret_uid = c->cred.uid;
+	if (ret_gid)
+		*ret_gid = c->cred.gid;
+	return 0;
+}
+
+struct conn *
+conn_ref(struct conn *c)
+{
+	c->refs++;
+	return c;
+}
+
+/* Close the socket now; the memory goes when the last reference does. */
+static void
+conn_drop_socket(struct conn *c)
+{
+	struct listener *l = c->l;
+
+	if (c->bev == NULL)
+		return;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	c->closing = true;
+	TAILQ_REMOVE(&l->conns, c, entry);
+	l->nconns--;
+	if (l->ops->on_close)
+		l->ops->on_close(c);
+	log_debug("%016" PRIx64 " %s connection closed peer=%s", c->id,
+	    l->ops->name, c->peer);
+	conn_unref(c);
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+/* Destroy the connection if it is done: closing and nothing left to write. */
+static void
+conn_maybe_finish(struct conn *c)
+{
+	if (c->bev == NULL || c->in_callback || !c->closing)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	conn_drop_socket(c);
+}
+
+void
+conn_close_after_flush(struct conn *c)
+{
+	if (c->bev == NULL)
+		return;
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	conn_maybe_finish(c);
+}
+
+static void
+conn_check_output(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (!c->read_paused && evbuffer_get_length(out) > c->l->limits.output_limit) {
+		/* The peer is not reading its replies: stop reading its
+		 * requests. The write timeout drops it if it never reads. */
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+int
+conn_send_packed(struct conn *c, const uint8_t *payload, size_t len)
+{
+	uint8_t hdr[FRAME_HDR_SIZE];
+	struct evbuffer *out;
+
+	if (c->bev == NULL)
+		return -EPIPE;
+	if (len > FRAME_MAX_LIMIT)
+		return -TR_EFRAME_TOO_LARGE;
+	out = bufferevent_get_output(c->bev);
+	frame_put_header(hdr, (uint32_t)len);
+	if (evbuffer_add(out, hdr, sizeof(hdr)) < 0 ||
+	    evbuffer_add(out, payload, len) < 0)
+		return -ENOMEM;
+	conn_check_output(c);
+	return 0;
+}
+
+int
+conn_send(struct conn *c, const ProtobufCMessage *msg)
+{
+	struct evbuffer_iovec iov;
+	struct evbuffer *out;
+	size_t len;
+
+	if (c->bev == NULL)
+		return -EPIPE;
+	len = protobuf_c_message_get_packed_size(msg);
+	if (len > FRAME_MAX_LIMIT)
+		return -TR_EFRAME_TOO_LARGE;
+	out = bufferevent_get_output(c->bev);
+	/* Pack straight into the output buffer: no copy, no malloc. */
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(FRAME_HDR_SIZE + len),
+	    &iov, 1) != 1 || iov.iov_len < FRAME_HDR_SIZE + len)
+		return -ENOMEM;
+	frame_put_header(iov.iov_base, (uint32_t)len);
+	protobuf_c_message_pack(msg, (uint8_t *)iov.iov_base + FRAME_HDR_SIZE);
+	iov.iov_len = FRAME_HDR_SIZE + len;
+	if (evbuffer_commit_space(out, &iov, 1) < 0)
+		return -ENOMEM;
+	conn_check_output(c);
+	return 0;
+}
+
+static void
+conn_apply_timeouts(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->l->limits.idle_timeout };
+
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+/* Take every whole frame from the input buffer. */
+static void
+conn_process_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct listener *l = c->l;
+
+	c->in_callback = true;
+	while (!c->closing && !c->read_paused) {
+		size_t avail = evbuffer_get_length(in);
+		uint8_t hdr[FRAME_HDR_SIZE];
+		uint32_t n;
+		uint8_t *p;
+
+		if (avail < FRAME_HDR_SIZE)
+			break;
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		n = frame_get_length(hdr);
+		if (n > l->limits.max_frame) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg),
+			    "frame of %" PRIu32 " bytes exceeds the limit of %"
+			    PRIu32, n, l->limits.max_frame);
+			log_info("%016" PRIx64 " %s peer=%s: %s, closing",
+			    c->id, l->ops->name, c->peer, msg);
+			l->ops->send_error(c, 0,
+			    TWINROUTE__ERROR_CODE__ERR_FRAME_TOO_LARGE, msg);
+			conn_close_after_flush(c);
+			break;
+		}
+		if (avail - FRAME_HDR_SIZE < n)
+			break;
+		p = evbuffer_pullup(in, (ev_ssize_t)(FRAME_HDR_SIZE + n));
+		if (p == NULL) {
+			conn_close_after_flush(c);
+			break;
+		}
+		if (l->ops->on_frame(c, p + FRAME_HDR_SIZE, n) < 0)
+			conn_close_after_flush(c);
+		if (c->bev == NULL)
+			break;
+		evbuffer_drain(in, FRAME_HDR_SIZE + n);
+	}
+	c->in_callback = false;
+}
+
+static void
+conn_readcb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	conn_ref(c);
+	conn_process_input(c);
+	conn_maybe_finish(c);
+	conn_unref(c);
+}
+
+static void
+conn_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	conn_ref(c);
+	if (c->read_paused && evbuffer_get_length(bufferevent_get_output(
+	    c->bev)) <= c->l->limits.output_limit / 2) {
+		c->read_paused = false;
+		if (!c->closing) {
+			bufferevent_enable(c->bev, EV_READ);
+			/* Frames may be waiting in the input buffer already. */
+			conn_process_input(c);
+		}
+	}
+	conn_maybe_finish(c);
+	conn_unref(c);
+}
+
+static void
+conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct listener *l = c->l;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("%016" PRIx64 " %s peer=%s idle timeout (%s), closing",
+		    c->id, l->ops->name, c->peer,
+		    (what & BEV_EVENT_WRITING) ? "peer not reading" :
+		    "no request");
+	} else if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		if (e != 0)
+			log_info("%016" PRIx64 " %s peer=%s TLS error: %s",
+			    c->id, l->ops->name, c->peer,
+			    ERR_reason_error_string(e));
+		else
+			log_debug("%016" PRIx64 " %s peer=%s error: %s",
+			    c->id, l->ops->name, c->peer,
+			    strerror(EVUTIL_SOCKET_ERROR()));
+	}
+	/* EOF, error or timeout: whatever is queued can no longer matter. */
+	conn_drop_socket(c);
+}
+
+static void
+peer_name(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
+{
+	/* Numeric forms only: an IPv6 address with a scope fits in 64. */
+	char host[64], serv[8];
+
+	if (sa->sa_family == AF_UNIX) {
+		snprintf(buf, len, "unix");
+		return;
+	}
+	if (getnameinfo(sa, salen, host, sizeof(host), serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(buf, len, "[%s]:%s", host, serv);
+	else
+		snprintf(buf, len, "%s:%s", host, serv);
+}
+
+static void
+listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct conn *c;
+	bool over;
+
+	(void)evl;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->l = l;
+	c->id = next_conn_id++;
+	c->refs = 1;
+	peer_name(sa, (socklen_t)salen, c->peer, sizeof(c->peer));
+
+	if (l->is_unix) {
+		socklen_t cl = sizeof(c->cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) == 0)
+			c->has_cred = true;
+		snprintf(c->peer, sizeof(c->peer), "unix:pid=%d,uid=%u",
+		    (int)c->cred.pid, (unsigned)c->cred.uid);
+	} else {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+
+	if (l->ssl_ctx != NULL) {
+		SSL *ssl = SSL_new(l->ssl_ctx);
+		if (ssl == NULL) {
+			close(fd);
+			free(c);
+			return;
+		}
+		c->bev = bufferevent_openssl_socket_new(l->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		c->bev = bufferevent_socket_new(l->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&l->conns, c, entry);
+	over = l->nconns >= l->limits.max_connections;
+	l->nconns++;
+	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	conn_apply_timeouts(c);
+	log_debug("%016" PRIx64 " %s connection from %s", c->id, l->ops->name,
+	    c->peer);
+
+	if (over) {
+		log_warn("%016" PRIx64 " %s refused %s: %u connections already",
+		    c->id, l->ops->name, c->peer, l->limits.max_connections);
+		l->ops->send_error(c, 0,
+		    TWINROUTE__ERROR_CODE__ERR_TOO_MANY_CONNECTIONS,
+		    "too many connections; try again later");
+		bufferevent_enable(c->bev, EV_WRITE);
+		conn_close_after_flush(c);
+		return;
+	}
+	if (l->ops->on_accept && l->ops->on_accept(c) < 0) {
+		bufferevent_enable(c->bev, EV_WRITE);
+		conn_close_after_flush(c);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+listener_errorcb(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)evl;
+	/* EMFILE and friends: keep running; the loop retries on the next
+	 * readiness. Log so the operator sees the limit. */
+	log_warn("%s listener %s: accept: %s", l->ops->name, l->address,
+	    strerror(err));
+}
+
+static struct listener *
+listener_alloc(struct event_base *base, const struct listener_ops *ops,
+    const struct listener_limits *limits, void *ctx)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->base = base;
+	l->ops = ops;
+	l->limits = *limits;
+	l->ctx = ctx;
+	TAILQ_INIT(&l->conns);
+	return l;
+}
+
+int
+listener_new_tcp(struct event_base *base, const char *hostport,
+    SSL_CTX *ssl_ctx, const struct listener_ops *ops,
+    const struct listener_limits *limits, void *ctx, struct listener **ret_l)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char *host = NULL, *port = NULL;
+	struct listener *l;
+	int r;
+
+	r = tr_split_hostport(hostport, &host, &port);
+	if (r < 0)
+		return r;
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	free(host);
+	free(port);
+	if (r != 0)
+		return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+
+	l = listener_alloc(base, ops, limits, ctx);
+	if (l == NULL) {
+		freeaddrinfo(res);
+		return -ENOMEM;
+	}
+	l->ssl_ctx = ssl_ctx;
+	l->evl = evconnlistener_new_bind(base, listener_acceptcb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, res->ai_addr, (int)res->ai_addrlen);
+	freeaddrinfo(res);
+	if (l->evl == NULL) {
+		r = -errno;
+		free(l);
+		return r ? r : -EADDRINUSE;
+	}
+	evconnlistener_set_error_cb(l->evl, listener_errorcb);
+	if (getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&ss,
+	    &sslen) == 0)
+		peer_name((struct sockaddr *)&ss, sslen, l->address,
+		    sizeof(l->address));
+	*ret_l = l;
+	return 0;
+}
+
+int
+listener_new_unix(struct event_base *base, const char *path, mode_t mode,
+    const struct listener_ops *ops, const struct listener_limits *limits,
+    void *ctx, struct listener **ret_l)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct listener *l;
+	struct stat st;
+	mode_t old_umask;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		/* A socket left by a previous run, or a live daemon? */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		close(fd);
+		if (r == 0)
+			return -EADDRINUSE;
+		if (unlink(path) < 0)
+			return -errno;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* Create the socket with its final mode: no window where it is open. */
+	old_umask = umask((mode_t)(~mode & 0777));
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old_umask);
+	if (r < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	l = listener_alloc(base, ops, limits, ctx);
+	if (l == NULL) {
+		close(fd);
+		unlink(path);
+		return -ENOMEM;
+	}
+	l->is_unix = true;
+	l->unix_path = strdup(path);
+	snprintf(l->address, sizeof(l->address), "%s", path);
+	l->evl = evconnlistener_new(base, listener_acceptcb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l->evl == NULL || l->unix_path == NULL) {
+		r = l->evl ? -ENOMEM : -errno;
+		if (l->evl)
+			evconnlistener_free(l->evl);
+		else
+			close(fd);
+		unlink(path);
+		free(l->unix_path);
+		free(l);
+		return r ? r : -ENOMEM;
+	}
+	evconnlistener_set_error_cb(l->evl, listener_errorcb);
+	*ret_l = l;
+	return 0;
+}
+
+void
+listener_shutdown(struct listener *l)
+{
+	struct conn *c, *tmp;
+
+	if (l == NULL || l->shutting_down)
+		return;
+	l->shutting_down = true;
+	if (l->evl) {
+		evconnlistener_free(l->evl);
+		l->evl = NULL;
+	}
+	TAILQ_FOREACH_SAFE(c, &l->conns, entry, tmp)
+		conn_close_after_flush(c);
+}
+
+struct listener *
+listener_free(struct listener *l)
+{
+	struct conn *c;
+
+	if (l == NULL)
+		return NULL;
+	if (l->evl)
+		evconnlistener_free(l->evl);
+	while ((c = TAILQ_FIRST(&l->conns)) != NULL)
+		conn_drop_socket(c);
+	if (l->unix_path) {
+		unlink(l->unix_path);
+		free(l->unix_path);
+	}
+	free(l);
+	return NULL;
+}
+
+void
+listener_set_limits(struct listener *l, const struct listener_limits *limits)
+{
+	struct conn *c;
+
+	l->limits = *limits;
+	TAILQ_FOREACH(c, &l->conns, entry)
+		if (c->bev)
+			conn_apply_timeouts(c);
+}
+
+const struct listener_limits *
+listener_get_limits(const struct listener *l)
+{
+	return &l->limits;
+}
+
+unsigned
+listener_conn_count(const struct listener *l)
+{
+	return l->nconns;
+}
+
+const char *
+listener_address(const struct listener *l)
+{
+	return l->address;
+}
+
+void *
+listener_ctx(const struct listener *l)
+{
+	return l->ctx;
+}

@@ -1,0 +1,842 @@
+/* SPDX-License-Identifier: ISC */
+/* store.c -- the broker's LMDB environment, with group commit */
+
+/*
+ * A thin wrapper over LMDB in the shape of LMDB itself and Knot's
+ * knot_lmdb: a transaction carries a sticky error, so the first failing
+ * operation spoils it, later operations do nothing and return that error,
+ * and the commit aborts and returns it. LMDB codes become -errno or -TR_E*:
+ * MDB_NOTFOUND -ENOENT, MDB_MAP_FULL -ENOSPC, MDB_KEYEXIST -TR_EEXISTS,
+ * system errors their -errno, anything else -EIO.
+ *
+ * Which failures are sticky:
+ *   - store_get: -ENOENT is an answer, not a failure, and does not spoil
+ *     the transaction; any other error does.
+ *   - store_put_new on an existing key (-TR_EEXISTS) and store_del of a
+ *     missing key (-ENOENT) DO spoil it: callers validate beforehand, so
+ *     these mean the transaction was built on a wrong assumption and must
+ *     not commit.
+ *   - store_iter: a cursor error spoils it; an error returned by the
+ *     caller's callback is handed back but does not.
+ *
+ * Group commit. With an event_base, the environment is opened with
+ * MDB_NOSYNC: a write commit reaches the OS but is not fsynced. Every
+ * successful write commit gets a sequence number (1, 2, ... counted from
+ * store_open). A sync thread fsyncs (mdb_env_sync) whenever commits are
+ * newer than its last sync, outside the mutex, and reports the sequence
+ * the sync covered through an eventfd watched by the loop. The loop then
+ * runs, in sequence order, every store_after_sync() waiter that sync
+ * covered. Commits made while an fsync runs are all covered by the next
+ * one: that is the point, and stats count the fsyncs.
+ *
+ * A failed sync is reported to the waiters it was meant to cover with the
+ * negative error; those sequences stay failed even if a later sync works
+ * (after a failed fsync the kernel may have dropped the pages). Nothing is
+ * logged here.
+ *
+ * Without an event_base (tools, tests) every commit is synced by LMDB, the
+ * sequence still counts, and store_after_sync() calls back at once.
+ *
+ * Threads: only the loop thread (the thread that owns the event_base, or
+ * the single caller without one) may call store_txn_begin/commit/abort,
+ * the record operations, store_after_sync, store_sync_pending,
+ * store_get_stats and store_close. The sync thread touches nothing but
+ * mdb_env_sync and the fields under sync_lock. There is one write
+ * transaction at a time: store_txn_begin returns -EBUSY for a second one.
+ * End every transaction before store_close; waiter callbacks must not
+ * call store_close.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <lmdb.h>
+
+#include "common/errcode.h"
+#include "common/macro.h"
+#include "store.pb-c.h"
+#include "store/store.h"
+
+#define STORE_META_SCHEMA_KEY "schema_version"
+/* A packed Meta: two tags and two varints. */
+#define STORE_META_BUF_MAX 32
+
+static const char *const store_db_names[STORE_DB__COUNT] = {
+	[STORE_DB_META] = "meta",
+	[STORE_DB_PROVIDERS] = "providers",
+	[STORE_DB_SERVICES] = "services",
+	[STORE_DB_SERVICES_BY_CATEGORY] = "services_by_category",
+};
+
+struct store_waiter {
+	TAILQ_ENTRY(store_waiter) entry;
+	uint64_t seq;
+	store_sync_fn cb;
+	void *arg;
+};
+
+TAILQ_HEAD(store_waiters, store_waiter);
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_DB__COUNT];
+	struct event_base *base;
+	bool write_open;
+
+	/* Loop side: waiters sorted by seq, and what the loop has seen. */
+	struct store_waiters waiters;
+	size_t n_waiters;
+	uint64_t loop_synced;        /* highest seq known durable */
+	uint64_t loop_failed;        /* highest seq whose sync failed */
+	int loop_failed_err;
+
+	/* Shared with the sync thread, under sync_lock. */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	bool sync_lock_init;
+	uint64_t committed;          /* last write seq (written by the loop) */
+	uint64_t attempted;          /* highest seq a sync was tried for */
+	uint64_t synced;             /* highest seq a sync succeeded for */
+	uint64_t failed;             /* highest seq a sync failed for */
+	int failed_err;
+	uint64_t syncs;
+	bool stop;
+
+	pthread_t thread;
+	bool thread_started;
+	int efd;
+	struct event *ev;
+};
+
+struct store_txn {
+	struct store *s;
+	MDB_txn *txn;
+	int ret;                     /* sticky error */
+	bool rdonly;
+};
+
+static int
+store_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_KEYEXIST:
+		return -TR_EEXISTS;
+	case MDB_BAD_VALSIZE:
+		return -EINVAL;
+	default:
+		/* LMDB returns system errors as positive errno values. */
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+/* Record the first failure of a transaction; returns it. */
+static int
+store_txn_fail(struct store_txn *txn, int err)
+{
+	if (txn->ret == 0)
+		txn->ret = err;
+	return err;
+}
+
+static int
+store_check_key(const struct store_txn *txn, const void *key, size_t key_len)
+{
+	if (!key || key_len == 0)
+		return -EINVAL;
+	if (key_len > (size_t)mdb_env_get_maxkeysize(txn->s->env))
+		return -EINVAL;
+	return 0;
+}
+
+static bool
+store_db_valid(enum store_db db)
+{
+	return (unsigned)db < STORE_DB__COUNT;
+}
+
+/* Common entry checks of the record operations. */
+static int
+store_op_check(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, bool writing)
+{
+	int r;
+
+	if (txn->ret != 0)
+		return txn->ret;
+	if (!store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	if (writing && txn->rdonly)
+		return store_txn_fail(txn, -EROFS);
+	r = store_check_key(txn, key, key_len);
+	if (r < 0)
+		return store_txn_fail(txn, r);
+	return 0;
+}
+
+/* ---- sync thread ------------------------------------------------------ */
+
+static void *
+store_sync_thread(void *arg)
+{
+	struct store *s = arg;
+	const uint64_t one = 1;
+
+	pthread_mutex_lock(&s->sync_lock);
+	for (;;) {
+		uint64_t target;
+		int rc;
+
+		while (!s->stop && s->committed <= s->attempted)
+			pthread_cond_wait(&s->sync_cond, &s->sync_lock);
+		if (s->stop)
+			break;
+		target = s->committed;
+		pthread_mutex_unlock(&s->sync_lock);
+
+		rc = mdb_env_sync(s->env, 1);
+
+		pthread_mutex_lock(&s->sync_lock);
+		s->attempted = target;
+		s->syncs++;
+		if (rc == 0) {
+			s->synced = target;
+		} else {
+			s->failed = target;
+			s->failed_err = store_errno(rc);
+		}
+		pthread_mutex_unlock(&s->sync_lock);
+
+		/*
+		 * Cannot fail short of the counter overflowing; the loop
+		 * reads the state under the mutex anyway.
+		 */
+		if (write(s->efd, &one, sizeof(one)) < 0) {
+			/* nothing to do: the next sync writes again */
+		}
+
+		pthread_mutex_lock(&s->sync_lock);
+	}
+	pthread_mutex_unlock(&s->sync_lock);
+	return NULL;
+}
+
+/* Run, in order, every queued waiter the loop's view covers. */
+static void
+store_run_waiters(struct store *s)
+{
+	struct store_waiter *w;
+
+	while ((w = TAILQ_FIRST(&s->waiters))) {
+		int err;
+
+		if (w->seq <= s->loop_failed)
+			err = s->loop_failed_err;
+		else if (w->seq <= s->loop_synced)
+			err = 0;
+		else
+			break;
+		TAILQ_REMOVE(&s->waiters, w, entry);
+		s->n_waiters--;
+		/* The callback may queue new waiters: w is already out. */
+		w->cb(w->arg, err);
+		free(w);
+	}
+}
+
+static void
+store_sync_event(evutil_socket_t fd, short what _unused_, void *arg)
+{
+	struct store *s = arg;
+	uint64_t count;
+
+	if (read(fd, &count, sizeof(count)) < 0) {
+		/* EAGAIN: woken for nothing; the state below is what counts */
+	}
+
+	pthread_mutex_lock(&s->sync_lock);
+	s->loop_synced = s->synced;
+	if (s->failed > s->loop_failed) {
+		s->loop_failed = s->failed;
+		s->loop_failed_err = s->failed_err;
+	}
+	pthread_mutex_unlock(&s->sync_lock);
+
+	store_run_waiters(s);
+}
+
+static int
+store_start_sync(struct store *s)
+{
+	sigset_t all, old;
+	int r;
+
+	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->efd < 0)
+		return -errno;
+
+	s->ev = event_new(s->base, s->efd, EV_READ | EV_PERSIST,
+	    store_sync_event, s);
+	if (!s->ev)
+		return -ENOMEM;
+	if (event_add(s->ev, NULL) < 0)
+		return -EIO;
+
+	/* Signals belong to the loop: the sync thread blocks them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&s->thread, NULL, store_sync_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		return -r;
+	s->thread_started = true;
+	return 0;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static int
+store_meta_check(struct store *s, MDB_txn *txn)
+{
+	MDB_val key = {
+		.mv_size = sizeof(STORE_META_SCHEMA_KEY) - 1,
+		.mv_data = (void *)(uintptr_t)STORE_META_SCHEMA_KEY,
+	};
+	Twinroute__Store__Meta *meta;
+	MDB_val val;
+	int rc;
+
+	rc = mdb_get(txn, s->dbi[STORE_DB_META], &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		Twinroute__Store__Meta init = TWINROUTE__STORE__META__INIT;
+		uint8_t buf[STORE_META_BUF_MAX];
+		size_t len;
+
+		init.schema_version = STORE_SCHEMA_VERSION;
+		init.created_unix = (uint64_t)time(NULL);
+		len = twinroute__store__meta__get_packed_size(&init);
+		if (len > sizeof(buf))
+			return -EOVERFLOW;
+		len = twinroute__store__meta__pack(&init, buf);
+		val.mv_size = len;
+		val.mv_data = buf;
+		return store_errno(mdb_put(txn, s->dbi[STORE_DB_META], &key,
+		    &val, 0));
+	}
+	if (rc != 0)
+		return store_errno(rc);
+
+	meta = twinroute__store__meta__unpack(NULL, val.mv_size, val.mv_data);
+	if (!meta)
+		return -TR_ESCHEMA;
+	rc = meta->schema_version == STORE_SCHEMA_VERSION ? 0 : -TR_ESCHEMA;
+	twinroute__store__meta__free_unpacked(meta, NULL);
+	return rc;
+}
+
+/* The named databases and the schema check, in one write transaction. */
+static int
+store_init_dbs(struct store *s)
+{
+	MDB_txn *txn;
+	int r;
+
+	r = store_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < STORE_DB__COUNT; i++) {
+		r = store_errno(mdb_dbi_open(txn, store_db_names[i],
+		    MDB_CREATE, &s->dbi[i]));
+		if (r < 0)
+			goto fail;
+	}
+	r = store_meta_check(s, txn);
+	if (r < 0)
+		goto fail;
+	return store_errno(mdb_txn_commit(txn));
+fail:
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int
+store_open(const struct store_opts *opts, struct event_base *base,
+    struct store **ret_store)
+{
+	struct store *s;
+	unsigned flags = MDB_NOTLS;
+	int r;
+
+	if (!opts || !opts->path || !ret_store)
+		return -EINVAL;
+
+	if (mkdir(opts->path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->efd = -1;
+	s->base = base;
+	TAILQ_INIT(&s->waiters);
+
+	r = pthread_mutex_init(&s->sync_lock, NULL);
+	if (r != 0) {
+		free(s);
+		return -r;
+	}
+	r = pthread_cond_init(&s->sync_cond, NULL);
+	if (r != 0) {
+		pthread_mutex_destroy(&s->sync_lock);
+		free(s);
+		return -r;
+	}
+	s->sync_lock_init = true;
+
+	r = store_errno(mdb_env_create(&s->env));
+	if (r < 0) {
+		s->env = NULL;
+		goto fail;
+	}
+	if (opts->map_size > 0) {
+		r = store_errno(mdb_env_set_mapsize(s->env, opts->map_size));
+		if (r < 0)
+			goto fail;
+	}
+	r = store_errno(mdb_env_set_maxdbs(s->env, STORE_DB__COUNT));
+	if (r < 0)
+		goto fail;
+	if (opts->max_readers > 0) {
+		r = store_errno(mdb_env_set_maxreaders(s->env,
+		    opts->max_readers));
+		if (r < 0)
+			goto fail;
+	}
+	if (base)
+		flags |= MDB_NOSYNC;
+	r = store_errno(mdb_env_open(s->env, opts->path, flags, 0600));
+	if (r < 0)
+		goto fail;
+
+	r = store_init_dbs(s);
+	if (r < 0)
+		goto fail;
+
+	if (base) {
+		r = store_start_sync(s);
+		if (r < 0)
+			goto fail;
+	}
+
+	*ret_store = s;
+	return 0;
+fail:
+	store_close(s);
+	return r;
+}
+
+struct store *
+store_close(struct store *s)
+{
+	bool had_thread;
+	int final = 0;
+
+	if (!s)
+		return NULL;
+
+	had_thread = s->thread_started;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->sync_lock);
+		s->stop = true;
+		pthread_cond_signal(&s->sync_cond);
+		pthread_mutex_unlock(&s->sync_lock);
+		pthread_join(s->thread, NULL);
+		s->thread_started = false;
+	}
+
+	if (had_thread) {
+		uint64_t target = s->committed;
+		int rc;
+
+		/* The thread is gone: no lock needed from here on. */
+		rc = mdb_env_sync(s->env, 1);
+		s->attempted = target;
+		s->syncs++;
+		if (rc == 0) {
+			s->synced = target;
+		} else {
+			final = store_errno(rc);
+			s->failed = target;
+			s->failed_err = final;
+		}
+		if (s->failed > s->loop_failed) {
+			s->loop_failed = s->failed;
+			s->loop_failed_err = s->failed_err;
+		}
+		s->loop_synced = s->synced;
+	}
+
+	/* Every queued seq is <= committed: the final sync decided them. */
+	while (!TAILQ_EMPTY(&s->waiters)) {
+		struct store_waiter *w = TAILQ_FIRST(&s->waiters);
+		int err = w->seq <= s->loop_failed ? s->loop_failed_err : final;
+
+		TAILQ_REMOVE(&s->waiters, w, entry);
+		s->n_waiters--;
+		w->cb(w->arg, err);
+		free(w);
+	}
+
+	if (s->ev)
+		event_free(s->ev);
+	if (s->efd >= 0)
+		close(s->efd);
+	if (s->env)
+		mdb_env_close(s->env);
+	if (s->sync_lock_init) {
+		pthread_cond_destroy(&s->sync_cond);
+		pthread_mutex_destroy(&s->sync_lock);
+	}
+	free(s);
+	return NULL;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+int
+store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn)
+{
+	struct store_txn *txn;
+	bool rdonly = flags & STORE_RDONLY;
+	int r;
+
+	if (!s || !ret_txn || (flags & ~STORE_RDONLY))
+		return -EINVAL;
+	if (!rdonly && s->write_open)
+		return -EBUSY;
+
+	txn = calloc(1, sizeof(*txn));
+	if (!txn)
+		return -ENOMEM;
+	txn->s = s;
+	txn->rdonly = rdonly;
+	r = store_errno(mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0,
+	    &txn->txn));
+	if (r < 0) {
+		free(txn);
+		return r;
+	}
+	if (!rdonly)
+		s->write_open = true;
+	*ret_txn = txn;
+	return 0;
+}
+
+void
+store_txn_abort(struct store_txn *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn->txn);
+	if (!txn->rdonly)
+		txn->s->write_open = false;
+	free(txn);
+}
+
+int
+store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
+{
+	struct store *s;
+	uint64_t seq;
+	int r;
+
+	if (!txn)
+		return -EINVAL;
+	s = txn->s;
+
+	if (txn->rdonly) {
+		r = txn->ret;
+		mdb_txn_abort(txn->txn);
+		free(txn);
+		if (r < 0)
+			return r;
+		/* Nothing written: nothing to wait for. */
+		if (ret_seq)
+			*ret_seq = 0;
+		return 0;
+	}
+
+	if (txn->ret != 0) {
+		r = txn->ret;
+		store_txn_abort(txn);
+		return r;
+	}
+
+	/* mdb_txn_commit frees the LMDB transaction even when it fails. */
+	r = store_errno(mdb_txn_commit(txn->txn));
+	s->write_open = false;
+	free(txn);
+	if (r < 0)
+		return r;
+
+	pthread_mutex_lock(&s->sync_lock);
+	seq = ++s->committed;
+	if (s->base) {
+		/* Wake the sync thread; it covers whatever is committed. */
+		pthread_cond_signal(&s->sync_cond);
+	} else {
+		/* LMDB synced this commit already. */
+		s->attempted = s->synced = seq;
+		s->syncs++;
+	}
+	pthread_mutex_unlock(&s->sync_lock);
+	if (!s->base)
+		s->loop_synced = seq;
+
+	if (ret_seq)
+		*ret_seq = seq;
+	return 0;
+}
+
+int
+store_txn_error(const struct store_txn *txn)
+{
+	return txn ? txn->ret : -EINVAL;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+int
+store_get(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void **ret_val, size_t *ret_val_len)
+{
+	MDB_val k, v;
+	int r;
+
+	if (!txn)
+		return -EINVAL;
+	r = store_op_check(txn, db, key, key_len, false);
+	if (r < 0)
+		return r;
+
+	k.mv_size = key_len;
+	k.mv_data = (void *)(uintptr_t)key;
+	r = store_errno(mdb_get(txn->txn, txn->s->dbi[db], &k, &v));
+	if (r == -ENOENT)
+		return r;        /* an answer, not a failure */
+	if (r < 0)
+		return store_txn_fail(txn, r);
+
+	if (ret_val)
+		*ret_val = v.mv_data;
+	if (ret_val_len)
+		*ret_val_len = v.mv_size;
+	return 0;
+}
+
+static int
+store_put_flags(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void *val, size_t val_len, unsigned flags)
+{
+	MDB_val k, v;
+	int r;
+
+	if (!txn)
+		return -EINVAL;
+	r = store_op_check(txn, db, key, key_len, true);
+	if (r < 0)
+		return r;
+	if (!val && val_len > 0)
+		return store_txn_fail(txn, -EINVAL);
+
+	k.mv_size = key_len;
+	k.mv_data = (void *)(uintptr_t)key;
+	v.mv_size = val_len;
+	v.mv_data = (void *)(uintptr_t)val;
+	r = store_errno(mdb_put(txn->txn, txn->s->dbi[db], &k, &v, flags));
+	if (r < 0)
+		return store_txn_fail(txn, r);
+	return 0;
+}
+
+int
+store_put(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void *val, size_t val_len)
+{
+	return store_put_flags(txn, db, key, key_len, val, val_len, 0);
+}
+
+int
+store_put_new(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void *val, size_t val_len)
+{
+	return store_put_flags(txn, db, key, key_len, val, val_len,
+	    MDB_NOOVERWRITE);
+}
+
+int
+store_del(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len)
+{
+	MDB_val k;
+	int r;
+
+	if (!txn)
+		return -EINVAL;
+	r = store_op_check(txn, db, key, key_len, true);
+	if (r < 0)
+		return r;
+
+	k.mv_size = key_len;
+	k.mv_data = (void *)(uintptr_t)key;
+	r = store_errno(mdb_del(txn->txn, txn->s->dbi[db], &k, NULL));
+	if (r < 0)
+		return store_txn_fail(txn, r);
+	return 0;
+}
+
+/*
+ * from NULL or empty: start at the first key. The callback must not write
+ * to db while the iteration runs.
+ */
+int
+store_iter(struct store_txn *txn, enum store_db db, const void *from,
+    size_t from_len, store_iter_fn cb, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k = { 0 }, v = { 0 };
+	MDB_cursor_op op = MDB_FIRST;
+	int r;
+
+	if (!txn || !cb)
+		return -EINVAL;
+	if (txn->ret != 0)
+		return txn->ret;
+	if (!store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	if (from && from_len > 0) {
+		r = store_check_key(txn, from, from_len);
+		if (r < 0)
+			return store_txn_fail(txn, r);
+		k.mv_size = from_len;
+		k.mv_data = (void *)(uintptr_t)from;
+		op = MDB_SET_RANGE;
+	}
+
+	r = store_errno(mdb_cursor_open(txn->txn, txn->s->dbi[db], &cur));
+	if (r < 0)
+		return store_txn_fail(txn, r);
+
+	for (;;) {
+		int rc = store_errno(mdb_cursor_get(cur, &k, &v, op));
+
+		if (rc == -ENOENT) {
+			r = 0;
+			break;
+		}
+		if (rc < 0) {
+			r = store_txn_fail(txn, rc);
+			break;
+		}
+		rc = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+		if (rc != 0) {
+			r = rc < 0 ? rc : 0;
+			break;
+		}
+		op = MDB_NEXT;
+	}
+	mdb_cursor_close(cur);
+	return r;
+}
+
+/* ---- group commit ----------------------------------------------------- */
+
+int
+store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg)
+{
+	struct store_waiter *w, *pos;
+
+	if (!s || !cb)
+		return -EINVAL;
+
+	/*
+	 * Decided by the loop's view only, so a waiter never overtakes a
+	 * queued one with a lower seq: every queued seq is above both marks.
+	 */
+	if (seq <= s->loop_failed) {
+		cb(arg, s->loop_failed_err);
+		return 0;
+	}
+	if (seq <= s->loop_synced) {
+		cb(arg, 0);
+		return 0;
+	}
+	/* Only the loop writes committed: no lock needed to read it here. */
+	if (seq > s->committed)
+		return -EINVAL;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->seq = seq;
+	w->cb = cb;
+	w->arg = arg;
+
+	/* Keep the queue sorted; callers nearly always append. */
+	TAILQ_FOREACH_REVERSE(pos, &s->waiters, store_waiters, entry) {
+		if (pos->seq <= seq)
+			break;
+	}
+	if (pos)
+		TAILQ_INSERT_AFTER(&s->waiters, pos, w, entry);
+	else
+		TAILQ_INSERT_HEAD(&s->waiters, w, entry);
+	s->n_waiters++;
+
+	/* Commits wake the sync thread already; make sure anyway. */
+	pthread_mutex_lock(&s->sync_lock);
+	pthread_cond_signal(&s->sync_cond);
+	pthread_mutex_unlock(&s->sync_lock);
+	return 0;
+}
+
+size_t
+store_sync_pending(const struct store *s)
+{
+	return s ? s->n_waiters : 0;
+}
+
+void
+store_get_stats(struct store *s, struct store_stats *ret_stats)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	memset(ret_stats, 0, sizeof(*ret_stats));
+	if (mdb_env_info(s->env, &info) == 0) {
+		ret_stats->map_size = info.me_mapsize;
+		if (mdb_env_stat(s->env, &st) == 0)
+			ret_stats->used_bytes = ((uint64_t)info.me_last_pgno +
+			    1) * st.ms_psize;
+	}
+	pthread_mutex_lock(&s->sync_lock);
+	ret_stats->last_txn = s->committed;
+	ret_stats->synced_txn = s->synced;
+	ret_stats->syncs = s->syncs;
+	pthread_mutex_unlock(&s->sync_lock);
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: ISC */
+/* store.h -- the broker's LMDB environment, with group commit */
+#ifndef TR_STORE_H
+#define TR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Named databases in the broker environment. */
+enum store_db {
+	STORE_DB_META = 0,
+	STORE_DB_PROVIDERS,
+	STORE_DB_SERVICES,
+	STORE_DB_SERVICES_BY_CATEGORY, /* key: category "\0" service id; value: empty */
+	STORE_DB__COUNT,
+};
+
+struct store;
+struct store_txn;
+
+struct store_opts {
+	const char *path;       /* directory; created 0700 if missing */
+	size_t map_size;        /* bytes */
+	unsigned max_readers;   /* 0: LMDB's default */
+};
+
+struct store_stats {
+	uint64_t map_size;
+	uint64_t used_bytes;    /* (last page + 1) * page size */
+	uint64_t last_txn;      /* sequence of the last committed write */
+	uint64_t synced_txn;    /* sequence covered by the last fsync */
+	uint64_t syncs;         /* fsyncs run */
+};
+
+/*
+ * Open the environment, create the named databases, check or write the
+ * schema version (-TR_ESCHEMA on a mismatch). Write transactions commit
+ * without fsync (MDB_NOSYNC); a sync thread makes them durable. If base
+ * is NULL the store syncs on every commit instead (tools, tests).
+ */
+int store_open(const struct store_opts *opts, struct event_base *base,
+    struct store **ret_store);
+/* Sync, stop the sync thread, close. Accepts NULL; returns NULL. */
+struct store *store_close(struct store *s);
+
+/* flags: 0 for a write transaction, STORE_RDONLY for a read. */
+#define STORE_RDONLY 1u
+int store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn);
+/*
+ * Commit. If any operation in the transaction failed (sticky error) the
+ * transaction is aborted and that error returned. On success *ret_seq
+ * (may be NULL) receives the write sequence for store_after_sync().
+ * Read transactions: commit simply ends them. Frees txn either way.
+ */
+int store_txn_commit(struct store_txn *txn, uint64_t *ret_seq);
+void store_txn_abort(struct store_txn *txn);
+/* The sticky error of the transaction: 0 while every op succeeded. */
+int store_txn_error(const struct store_txn *txn);
+
+/*
+ * Get: *ret_val points into the map and is valid until the transaction
+ * ends -- copy it out before. -ENOENT when missing.
+ */
+int store_get(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void **ret_val, size_t *ret_val_len);
+int store_put(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void *val, size_t val_len);
+/* Like store_put but -TR_EEXISTS if the key is there. */
+int store_put_new(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len, const void *val, size_t val_len);
+int store_del(struct store_txn *txn, enum store_db db, const void *key,
+    size_t key_len);
+
+/*
+ * Visit every record of db in key order, starting at the first key >=
+ * from (NULL: the beginning). cb returns 0 to go on, 1 to stop, <0 to
+ * abort with that error. Returns 0 or the error.
+ */
+typedef int (*store_iter_fn)(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg);
+int store_iter(struct store_txn *txn, enum store_db db, const void *from,
+    size_t from_len, store_iter_fn cb, void *arg);
+
+/*
+ * Call cb(arg, err) on the loop once the write with sequence seq is on
+ * disk (err 0), or could not be made durable (err < 0). If it already is,
+ * cb runs before this returns.
+ */
+typedef void (*store_sync_fn)(void *arg, int err);
+int store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg);
+
+/* Writes waiting for a sync. */
+size_t store_sync_pending(const struct store *s);
+
+void store_get_stats(struct store *s, struct store_stats *ret_stats);
+
+#endif

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: ISC */
+/* twinrouted.c -- the broker daemon: configuration, the loop, start and stop */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "catalog/catalog.h"
+#include "common/errcode.h"
+#include "common/log.h"
+#include "config-build.h"
+#include "config.h"
+#include "ctl/ctl.h"
+#include "daemon.h"
+#include "net/server.h"
+#include "store/store.h"
+
+/* How long a stop waits for in-flight replies before closing anyway. */
+#define SHUTDOWN_GRACE_SECONDS 10
+
+static struct daemon the_daemon;
+static const char *config_path;
+static bool config_path_given;
+static struct event *shutdown_timer;
+static time_t shutdown_deadline;
+static char addr_file[4096];
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: twinrouted [-f] [-t] [-c FILE]\n"
+	    "       twinrouted -V | --help\n"
+	    "\n"
+	    "The twinroute order broker.\n"
+	    "\n"
+	    "  -c, --config FILE  read settings from FILE (default %s;\n"
+	    "                     without it the embedded defaults apply)\n"
+	    "  -f, --foreground   stay in the foreground and log to stderr\n"
+	    "  -t, --test         check the configuration, print the reason\n"
+	    "                     and exit 2 if it is bad, 0 if it is good\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n"
+	    "\n"
+	    "Signals: TERM and INT stop cleanly; HUP reopens the log and\n"
+	    "reloads log_level, idle timeouts, connection limits, output\n"
+	    "limits and page sizes.\n",
+	    CONFIG_PATH_DEFAULT);
+}
+
+/* Read the configuration: defaults, then the file if there is one. */
+static int
+load_config(struct config *cfg, struct config_err *err)
+{
+	int r;
+
+	config_defaults(cfg);
+	r = config_load(cfg, config_path, err);
+	if (r == -ENOENT && !config_path_given)
+		r = 0;  /* no file at the default path: embedded defaults */
+	if (r < 0)
+		return r;
+	return config_finish(cfg, err);
+}
+
+static void
+write_addr_file(struct daemon *d)
+{
+	char tmp[4200];
+	FILE *f;
+
+	snprintf(addr_file, sizeof(addr_file), "%s/client.addr",
+	    d->cfg->state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", addr_file);
+	f = fopen(tmp, "we");
+	if (f == NULL) {
+		log_warn("cannot write %s: %s", tmp, strerror(errno));
+		addr_file[0] = '\0';
+		return;
+	}
+	fprintf(f, "%s\n", listener_address(d->client_l));
+	if (fclose(f) != 0 || rename(tmp, addr_file) < 0) {
+		log_warn("cannot write %s: %s", addr_file, strerror(errno));
+		unlink(tmp);
+		addr_file[0] = '\0';
+	}
+}
+
+static int
+write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -EIO;
+	}
+	return close(fd) < 0 ? -errno : 0;
+}
+
+static void
+client_limits(const struct config *cfg, struct listener_limits *l)
+{
+	l->max_frame = cfg->client_max_frame;
+	l->max_connections = cfg->client_max_connections;
+	l->idle_timeout = cfg->client_idle_timeout;
+	l->output_limit = cfg->client_output_limit;
+}
+
+static void
+control_limits(const struct config *cfg, struct listener_limits *l)
+{
+	l->max_frame = CTL_FRAME_MAX;
+	l->max_connections = cfg->control_max_connections;
+	l->idle_timeout = cfg->control_idle_timeout;
+	l->output_limit = 4 * CTL_FRAME_MAX;
+}
+
+static SSL_CTX *
+tls_server_ctx(const struct config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+	/* TLS 1.2: forward-secret AEAD suites only. */
+	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cfg->client_tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->client_tls_key,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void
+shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	unsigned open_conns;
+	size_t pending;
+
+	(void)fd;
+	(void)what;
+	open_conns = listener_conn_count(d->client_l) +
+	    listener_conn_count(d->control_l);
+	pending = store_sync_pending(d->store);
+	if (open_conns == 0 && pending == 0) {
+		event_base_loopbreak(d->base);
+		return;
+	}
+	if (time(NULL) >= shutdown_deadline) {
+		log_warn("stop: %u connections and %zu replies still open after "
+		    "%d s; closing them", open_conns, pending,
+		    SHUTDOWN_GRACE_SECONDS);
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void
+begin_shutdown(struct daemon *d, const char *why)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 20000 };
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("%s: stopping; finishing in-flight replies", why);
+	listener_shutdown(d->client_l);
+	listener_shutdown(d->control_l);
+	shutdown_deadline = time(NULL) + SHUTDOWN_GRACE_SECONDS;
+	shutdown_timer = event_new(d->base, -1, EV_PERSIST, shutdown_tick, d);
+	if (shutdown_timer == NULL || event_add(shutdown_timer, &tv) < 0)
+		event_base_loopbreak(d->base);
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct config cfg;
+	struct config_err err = { 0 };
+	struct listener_limits lim;
+	int r;
+
+	log_reopen();
+	r = load_config(&cfg, &err);
+	if (r < 0) {
+		log_err("reload: keeping the running settings: %s", err.msg);
+		config_free(&cfg);
+		return;
+	}
+	if (strcmp(cfg.client_listen, d->cfg->client_listen) != 0 ||
+	    strcmp(cfg.state_dir, d->cfg->state_dir) != 0 ||
+	    strcmp(cfg.store_path, d->cfg->store_path) != 0 ||
+	    strcmp(cfg.control_socket, d->cfg->control_socket) != 0 ||
+	    cfg.map_size != d->cfg->map_size)
+		log_warn("reload: listen addresses, paths and map_size change "
+		    "only on restart");
+	d->cfg->log_level = cfg.log_level;
+	log_set_level(cfg.log_level);
+	d->cfg->client_max_frame = cfg.client_max_frame;
+	d->cfg->client_max_connections = cfg.client_max_connections;
+	d->cfg->client_idle_timeout = cfg.client_idle_timeout;
+	d->cfg->client_output_limit = cfg.client_output_limit;
+	d->cfg->client_page_size = cfg.client_page_size;
+	d->cfg->client_page_size_max = cfg.client_page_size_max;
+	d->cfg->control_max_connections = cfg.control_max_connections;
+	d->cfg->control_idle_timeout = cfg.control_idle_timeout;
+	client_limits(d->cfg, &lim);
+	listener_set_limits(d->client_l, &lim);
+	control_limits(d->cfg, &lim);
+	listener_set_limits(d->control_l, &lim);
+	config_free(&cfg);
+	log_info("reload: settings applied (log_level=%s)",
+	    log_level_to_string(d->cfg->log_level));
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+		begin_shutdown(d, "SIGTERM");
+		break;
+	case SIGINT:
+		begin_shutdown(d, "SIGINT");
+		break;
+	case SIGHUP:
+		reload(d);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid;
+	int fd;
+
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		fatal("setsid");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		fatal("chdir /");
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fatal("/dev/null");
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "test", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon *d = &the_daemon;
+	struct config cfg;
+	struct config_err err = { 0 };
+	struct listener_limits lim;
+	struct store_opts sopts = { 0 };
+	struct event *sig_term, *sig_int, *sig_hup;
+	SSL_CTX *ssl_ctx = NULL;
+	bool foreground = false, test_only = false;
+	int ch, r;
+
+	config_path = CONFIG_PATH_DEFAULT;
+	while ((ch = getopt_long(argc, argv, "c:ftVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			config_path_given = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'V':
+			printf("twinrouted %s\n", TR_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "twinrouted: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	r = load_config(&cfg, &err);
+	if (r < 0) {
+		fprintf(stderr, "twinrouted: %s\n", err.msg[0] ? err.msg :
+		    tr_strerror(r));
+		config_free(&cfg);
+		return 2;
+	}
+	if (test_only) {
+		printf("twinrouted: configuration %s is valid\n",
+		    config_path_given || access(config_path, F_OK) == 0 ?
+		    config_path : "(embedded defaults)");
+		config_free(&cfg);
+		return 0;
+	}
+	d->cfg = &cfg;
+
+	if (!cfg.log_target_set)
+		cfg.log_target = foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+	if (!foreground)
+		daemonize();
+	log_init("twinrouted", cfg.log_target, cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST)
+		fatal("state directory %s", cfg.state_dir);
+	if (cfg.pid_file[0] != '\0' && (r = write_pid_file(cfg.pid_file)) < 0)
+		fatalx("pid file %s: %s", cfg.pid_file, tr_strerror(r));
+
+	d->base = event_base_new();
+	if (d->base == NULL)
+		fatalx("cannot create the event loop");
+	d->started = time(NULL);
+
+	sopts.path = cfg.store_path;
+	sopts.map_size = (size_t)cfg.map_size;
+	r = store_open(&sopts, d->base, &d->store);
+	if (r < 0)
+		fatalx("store %s: %s", cfg.store_path, tr_strerror(r));
+	r = catalog_open(d->store, &d->catalog);
+	if (r < 0)
+		fatalx("catalog: %s", tr_strerror(r));
+
+	if (cfg.client_tls_cert[0] != '\0') {
+		ssl_ctx = tls_server_ctx(&cfg);
+		if (ssl_ctx == NULL)
+			fatalx("client TLS: cannot load %s / %s: %s",
+			    cfg.client_tls_cert, cfg.client_tls_key,
+			    ERR_reason_error_string(ERR_get_error()));
+	}
+	client_limits(&cfg, &lim);
+	r = listener_new_tcp(d->base, cfg.client_listen, ssl_ctx,
+	    &client_listener_ops, &lim, d, &d->client_l);
+	if (r < 0)
+		fatalx("client listener %s: %s", cfg.client_listen,
+		    tr_strerror(r));
+	control_limits(&cfg, &lim);
+	r = listener_new_unix(d->base, cfg.control_socket,
+	    cfg.control_admin_group[0] ? 0660 : 0600, &ctl_listener_ops, &lim,
+	    d, &d->control_l);
+	if (r < 0)
+		fatalx("control socket %s: %s", cfg.control_socket,
+		    r == -EADDRINUSE ? "another twinrouted is running there" :
+		    tr_strerror(r));
+	if (cfg.control_admin_group[0] != '\0') {
+		struct group *gr = getgrnam(cfg.control_admin_group);
+		if (gr == NULL || chown(cfg.control_socket, (uid_t)-1,
+		    gr->gr_gid) < 0)
+			log_warn("control socket: cannot give it to group %s",
+			    cfg.control_admin_group);
+	}
+	write_addr_file(d);
+
+	sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
+	sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
+	if (!sig_term || !sig_int || !sig_hup || evsignal_add(sig_term, NULL) ||
+	    evsignal_add(sig_int, NULL) || evsignal_add(sig_hup, NULL))
+		fatalx("cannot install signal handlers");
+
+	{
+		size_t np, ns;
+		catalog_counts(d->catalog, &np, &ns);
+		log_info("twinrouted %s ready: client %s%s, control %s, store %s "
+		    "(%zu providers, %zu services)", TR_VERSION,
+		    listener_address(d->client_l), ssl_ctx ? " (TLS)" : "",
+		    listener_address(d->control_l), cfg.store_path, np, ns);
+	}
+
+	event_base_dispatch(d->base);
+
+	if (addr_file[0] != '\0')
+		unlink(addr_file);
+	d->client_l = listener_free(d->client_l);
+	d->control_l = listener_free(d->control_l);
+	d->catalog = catalog_free(d->catalog);
+	d->store = store_close(d->store);
+	if (shutdown_timer)
+		event_free(shutdown_timer);
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_hup);
+	event_base_free(d->base);
+	if (ssl_ctx)
+		SSL_CTX_free(ssl_ctx);
+	if (cfg.pid_file[0] != '\0')
+		unlink(cfg.pid_file);
+	log_info("stopped");
+	config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: ISC */
+/* test_store.c -- unit tests for the LMDB store and its group commit */
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include <lmdb.h>
+
+#include "common/errcode.h"
+#include "common/macro.h"
+#include "store.pb-c.h"
+#include "store/store.h"
+
+#define MAP_SIZE_DEFAULT (8u << 20)
+
+struct fixture {
+	char dir[64];   /* mkdtemp directory, removed at the end */
+	char path[96];  /* the store directory inside it */
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	int r;
+
+	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return r;
+}
+
+static struct store *
+open_store(const struct fixture *f, size_t map_size, struct event_base *base)
+{
+	struct store_opts opts = {
+		.path = f->path,
+		.map_size = map_size,
+	};
+	struct store *s = NULL;
+
+	assert_int_equal(store_open(&opts, base, &s), 0);
+	assert_non_null(s);
+	return s;
+}
+
+static void
+put_one(struct store *s, enum store_db db, const char *key, const char *val,
+    uint64_t *ret_seq)
+{
+	struct store_txn *txn;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, db, key, strlen(key), val, strlen(val)),
+	    0);
+	assert_int_equal(store_txn_commit(txn, ret_seq), 0);
+}
+
+/* Read key in a fresh read transaction: 0 and a match, or the error. */
+static int
+get_str(struct store *s, enum store_db db, const char *key, const char *want)
+{
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	int r;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	r = store_get(txn, db, key, strlen(key), &val, &len);
+	if (r == 0 && want) {
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(val, want, len);
+	}
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	return r;
+}
+
+static void
+test_roundtrip(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_txn *txn;
+	uint64_t seq = 0, seq2 = 0;
+	const void *val = (const void *)&seq;
+	size_t len = 7;
+
+	put_one(s, STORE_DB_PROVIDERS, "p1", "alpha", &seq);
+	assert_int_equal(seq, 1);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p1", "alpha"), 0);
+	/* Databases are separate. */
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "p1", NULL), -ENOENT);
+
+	/* Overwrite. */
+	put_one(s, STORE_DB_PROVIDERS, "p1", "beta", &seq2);
+	assert_int_equal(seq2, 2);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p1", "beta"), 0);
+
+	/* A missing key is an answer: it does not spoil the transaction. */
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_DB_PROVIDERS, "nope", 4, &val,
+	    &len), -ENOENT);
+	assert_ptr_equal(val, (const void *)&seq);  /* untouched */
+	assert_int_equal(len, 7);
+	assert_int_equal(store_txn_error(txn), 0);
+	assert_int_equal(store_get(txn, STORE_DB_PROVIDERS, "p1", 2, &val,
+	    &len), 0);
+	assert_int_equal(len, 4);
+	/* Writes in a read transaction are refused. */
+	assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, "x", 1, "y", 1),
+	    -EROFS);
+	assert_int_equal(store_txn_commit(txn, NULL), -EROFS);
+
+	/* Empty values are fine (the category index uses them). */
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES_BY_CATEGORY,
+	    "food\0s1", 7, NULL, 0), 0);
+	assert_int_equal(store_del(txn, STORE_DB_PROVIDERS, "p1", 2), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p1", NULL), -ENOENT);
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_DB_SERVICES_BY_CATEGORY,
+	    "food\0s1", 7, &val, &len), 0);
+	assert_int_equal(len, 0);
+	store_txn_abort(txn);
+
+	s = store_close(s);
+	assert_null(s);
+	assert_null(store_close(NULL));
+}
+
+static void
+test_put_new_exists(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_txn *txn;
+	uint64_t seq = 42;
+
+	put_one(s, STORE_DB_SERVICES, "s1", "one", NULL);
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, "s2", 2, "two", 3),
+	    0);
+	assert_int_equal(store_put_new(txn, STORE_DB_SERVICES, "s1", 2, "new",
+	    3), -TR_EEXISTS);
+	assert_int_equal(store_txn_error(txn), -TR_EEXISTS);
+	/* Spoiled: later operations do nothing and return the error. */
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, "s3", 2, "x", 1),
+	    -TR_EEXISTS);
+	assert_int_equal(store_txn_commit(txn, &seq), -TR_EEXISTS);
+	assert_int_equal(seq, 42);
+
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "s1", "one"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "s2", NULL), -ENOENT);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "s3", NULL), -ENOENT);
+
+	/* The writer slot is free again; put_new on a new key works. */
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put_new(txn, STORE_DB_SERVICES, "s2", 2, "two",
+	    3), 0);
+	assert_int_equal(store_txn_commit(txn, &seq), 0);
+	assert_int_equal(seq, 2);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "s2", "two"), 0);
+
+	store_close(s);
+}
+
+static void
+test_sticky_del(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_txn *txn;
+	struct store_stats st;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, "a", 1, "1", 1), 0);
+	assert_int_equal(store_del(txn, STORE_DB_PROVIDERS, "missing", 7),
+	    -ENOENT);
+	assert_int_equal(store_txn_error(txn), -ENOENT);
+	assert_int_equal(store_txn_commit(txn, NULL), -ENOENT);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "a", NULL), -ENOENT);
+
+	/* A failed commit takes no sequence. */
+	store_get_stats(s, &st);
+	assert_int_equal(st.last_txn, 0);
+
+	/* Abort discards too. */
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, "b", 1, "2", 1), 0);
+	store_txn_abort(txn);
+	store_txn_abort(NULL);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "b", NULL), -ENOENT);
+
+	store_close(s);
+}
+
+static void
+test_one_writer(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_txn *w, *w2 = NULL, *r;
+
+	assert_int_equal(store_txn_begin(s, 0, &w), 0);
+	assert_int_equal(store_txn_begin(s, 0, &w2), -EBUSY);
+	assert_null(w2);
+	/* Readers are not blocked by the writer. */
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &r), 0);
+	assert_int_equal(store_put(w, STORE_DB_META, "k", 1, "v", 1), 0);
+	assert_int_equal(store_get(r, STORE_DB_META, "k", 1, NULL, NULL),
+	    -ENOENT);
+	assert_int_equal(store_txn_commit(w, NULL), 0);
+	/* The reader keeps its snapshot. */
+	assert_int_equal(store_get(r, STORE_DB_META, "k", 1, NULL, NULL),
+	    -ENOENT);
+	store_txn_abort(r);
+	assert_int_equal(get_str(s, STORE_DB_META, "k", "v"), 0);
+
+	assert_int_equal(store_txn_begin(s, 7, &w), -EINVAL);
+	store_close(s);
+}
+
+static void
+test_key_limits(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_txn *txn;
+	char key[600];
+
+	memset(key, 'k', sizeof(key));
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, key, 511, "v", 1),
+	    0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, key, 512, "v", 1),
+	    -EINVAL);
+	assert_int_equal(store_txn_commit(txn, NULL), -EINVAL);
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, key, 0, "v", 1),
+	    -EINVAL);
+	store_txn_abort(txn);
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, (enum store_db)STORE_DB__COUNT, key, 1,
+	    "v", 1), -EINVAL);
+	store_txn_abort(txn);
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_DB_SERVICES, key, 511, NULL,
+	    NULL), 0);
+	assert_int_equal(store_get(txn, STORE_DB_SERVICES, key, 512, NULL,
+	    NULL), -EINVAL);
+	store_txn_abort(txn);
+
+	store_close(s);
+}
+
+static void
+test_reopen(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct store_stats st;
+
+	put_one(s, STORE_DB_PROVIDERS, "p1", "kept", NULL);
+	put_one(s, STORE_DB_SERVICES, "s1", "also kept", NULL);
+	s = store_close(s);
+
+	s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p1", "kept"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "s1", "also kept"), 0);
+	/* Sequences count from open. */
+	store_get_stats(s, &st);
+	assert_int_equal(st.last_txn, 0);
+	assert_int_equal(st.map_size, MAP_SIZE_DEFAULT);
+	assert_true(st.used_bytes > 0);
+	assert_true(st.used_bytes <= st.map_size);
+	store_close(s);
+}
+
+/* Overwrite the schema record with raw LMDB, behind the store's back. */
+static void
+raw_put_meta(const char *path, const void *val, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {
+		.mv_size = 14,
+		.mv_data = (void *)(uintptr_t)"schema_version",
+	};
+	MDB_val v = { .mv_size = len, .mv_data = (void *)(uintptr_t)val };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, STORE_DB__COUNT), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+test_schema_mismatch(void **state)
+{
+	struct fixture *f = *state;
+	Twinroute__Store__Meta meta = TWINROUTE__STORE__META__INIT;
+	Twinroute__Store__Meta *m;
+	struct store_opts opts = {
+		.path = f->path,
+		.map_size = MAP_SIZE_DEFAULT,
+	};
+	struct store *s = open_store(f, MAP_SIZE_DEFAULT, NULL);
+	struct store *s2 = NULL;
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	uint8_t buf[32];
+
+	/* The schema record is there and current. */
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_DB_META, "schema_version", 14,
+	    &val, &len), 0);
+	m = twinroute__store__meta__unpack(NULL, len, val);
+	assert_non_null(m);
+	assert_int_equal(m->schema_version, STORE_SCHEMA_VERSION);
+	assert_true(m->created_unix > 0);
+	twinroute__store__meta__free_unpacked(m, NULL);
+	store_txn_abort(txn);
+
+	/* A different version written through the store. */
+	meta.schema_version = STORE_SCHEMA_VERSION + 1;
+	meta.created_unix = 1;
+	len = twinroute__store__meta__pack(&meta, buf);
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_META, "schema_version", 14,
+	    buf, len), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	store_close(s);
+
+	assert_int_equal(store_open(&opts, NULL, &s2), -TR_ESCHEMA);
+	assert_null(s2);
+	/* Refused with a base too, and nothing is left running. */
+	{
+		struct event_base *base = event_base_new();
+
+		assert_non_null(base);
+		assert_int_equal(store_open(&opts, base, &s2), -TR_ESCHEMA);
+		assert_null(s2);
+		event_base_free(base);
+	}
+
+	/* A record that does not decode is refused. */
+	raw_put_meta(f->path, "\xff\xff\xff", 3);
+	assert_int_equal(store_open(&opts, NULL, &s2), -TR_ESCHEMA);
+	assert_null(s2);
+
+	/* The current version, written raw, opens again. */
+	meta.schema_version = STORE_SCHEMA_VERSION;
+	len = twinroute__store__meta__pack(&meta, buf);
+	raw_put_meta(f->path, buf, len);
+	s2 = open_store(f, MAP_SIZE_DEFAULT, NULL);
+	store_close(s2);
+}
+
+static void
+test_open_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts opts = { .map_size = MAP_SIZE_DEFAULT };
+	struct store *s = NULL;
+	char path[160];
+
+	assert_int_equal(store_open(&opts, NULL, &s), -EINVAL);
+	/* The parent must exist. */
+	snprintf(path, sizeof(path), "%s/no/such", f->dir);
+	opts.path = path;
+	assert_int_equal(store_open(&opts, NULL, &s), -ENOENT);
+	assert_null(s);
+}
+
+static void
+test_map_full(void **state)
+{
+	struct store *s = open_store(*state, 256 * 1024, NULL);
+	struct store_txn *txn;
+	struct store_stats st;
+	char val[6000];
+	char key[16];
+	int n = 0, r = 0;
+
+	for (n = 0; n < 1000; n++) {
+		snprintf(key, sizeof(key), "k%04d", n);
+		memset(val, 'a' + n % 26, sizeof(val));
+		assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+		r = store_put(txn, STORE_DB_SERVICES, key, strlen(key), val,
+		    sizeof(val));
+		if (r < 0) {
+			assert_int_equal(r, -ENOSPC);
+			assert_int_equal(store_txn_commit(txn, NULL), -ENOSPC);
+			break;
+		}
+		r = store_txn_commit(txn, NULL);
+		if (r < 0) {
+			assert_int_equal(r, -ENOSPC);
+			break;
+		}
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(n > 3);
+
+	/* Reads still work and every committed value is there. */
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	for (int i = 0; i < n; i++) {
+		const void *v;
+		size_t len;
+
+		snprintf(key, sizeof(key), "k%04d", i);
+		memset(val, 'a' + i % 26, sizeof(val));
+		assert_int_equal(store_get(txn, STORE_DB_SERVICES, key,
+		    strlen(key), &v, &len), 0);
+		assert_int_equal(len, sizeof(val));
+		assert_memory_equal(v, val, len);
+	}
+	snprintf(key, sizeof(key), "k%04d", n);
+	assert_int_equal(store_get(txn, STORE_DB_SERVICES, key, strlen(key),
+	    NULL, NULL), -ENOENT);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+
+	/* A smaller write may or may not fit, but must not break anything. */
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	r = store_put(txn, STORE_DB_META, "small", 5, "x", 1);
+	assert_true(r == 0 || r == -ENOSPC);
+	r = store_txn_commit(txn, NULL);
+	assert_true(r == 0 || r == -ENOSPC);
+
+	store_get_stats(s, &st);
+	assert_true(st.used_bytes <= st.map_size);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "k0000", NULL), 0);
+	store_close(s);
+}
+
+/* ---- iteration ---- */
+
+struct collect {
+	char keys[8][8];
+	size_t n;
+	size_t stop_after;  /* 0: never */
+	int fail;           /* returned after the first record when set */
+};
+
+static int
+collect_cb(const void *key, size_t key_len, const void *val, size_t val_len,
+    void *arg)
+{
+	struct collect *c = arg;
+
+	assert_true(key_len < sizeof(c->keys[0]));
+	assert_true(c->n < ELEMENTSOF(c->keys));
+	assert_int_equal(val_len, key_len);
+	assert_memory_equal(val, key, key_len);
+	memcpy(c->keys[c->n], key, key_len);
+	c->keys[c->n][key_len] = '\0';
+	c->n++;
+	if (c->fail)
+		return c->fail;
+	if (c->stop_after && c->n == c->stop_after)
+		return 1;
+	return 0;
+}
+
+static void
+test_iter(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	static const char *const in[] = { "bb", "a", "d", "c", "b" };
+	struct store_txn *txn;
+	struct collect c;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	for (size_t i = 0; i < ELEMENTSOF(in); i++)
+		assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, in[i],
+		    strlen(in[i]), in[i], strlen(in[i])), 0);
+	assert_int_equal(store_put(txn, STORE_DB_SERVICES, "zz", 2, "zz", 2),
+	    0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, NULL, 0,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 5);
+	assert_string_equal(c.keys[0], "a");
+	assert_string_equal(c.keys[1], "b");
+	assert_string_equal(c.keys[2], "bb");
+	assert_string_equal(c.keys[3], "c");
+	assert_string_equal(c.keys[4], "d");
+
+	/* From a key that is not there: the next one up. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, "ba", 2,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.keys[0], "bb");
+	assert_string_equal(c.keys[2], "d");
+
+	/* From a key that is there: it comes first. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, "c", 1,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.keys[0], "c");
+
+	/* Past the end. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, "e", 1,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* An empty database. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter(txn, STORE_DB_SERVICES_BY_CATEGORY, NULL,
+	    0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* Stop early. */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, NULL, 0,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.keys[1], "b");
+
+	/* A callback error comes back and does not spoil the transaction. */
+	memset(&c, 0, sizeof(c));
+	c.fail = -EIO;
+	assert_int_equal(store_iter(txn, STORE_DB_PROVIDERS, NULL, 0,
+	    collect_cb, &c), -EIO);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(store_txn_error(txn), 0);
+
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	store_close(s);
+}
+
+/* ---- group commit ---- */
+
+#define GC_COMMITS 20
+
+struct waits {
+	struct event_base *base;
+	uint64_t seqs[GC_COMMITS + 8];
+	int errs[GC_COMMITS + 8];
+	size_t n;
+	size_t want;
+};
+
+struct waiter {
+	struct waits *w;
+	uint64_t seq;
+};
+
+static void
+sync_cb(void *arg, int err)
+{
+	struct waiter *wt = arg;
+	struct waits *w = wt->w;
+
+	assert_true(w->n < ELEMENTSOF(w->seqs));
+	w->seqs[w->n] = wt->seq;
+	w->errs[w->n] = err;
+	w->n++;
+	if (w->base && w->n == w->want)
+		event_base_loopbreak(w->base);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	fail_msg("group commit: waiters did not run within the timeout");
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct waiter wt[GC_COMMITS + 2];
+	struct waits w = { .base = base, .want = GC_COMMITS };
+	struct timeval tv = { .tv_sec = 20 };
+	struct event *timeout;
+	struct store_stats st;
+	struct store *s;
+	uint64_t seq;
+	char key[16];
+
+	assert_non_null(base);
+	s = open_store(*state, MAP_SIZE_DEFAULT, base);
+	timeout = evtimer_new(base, timeout_cb, NULL);
+	assert_non_null(timeout);
+	assert_int_equal(evtimer_add(timeout, &tv), 0);
+
+	for (int i = 0; i < GC_COMMITS; i++) {
+		snprintf(key, sizeof(key), "o%02d", i);
+		put_one(s, STORE_DB_SERVICES, key, key, &seq);
+		assert_int_equal(seq, (uint64_t)i + 1);
+		wt[i].w = &w;
+		wt[i].seq = seq;
+		assert_int_equal(store_after_sync(s, seq, sync_cb, &wt[i]), 0);
+	}
+	/* Nothing runs before the loop does. */
+	assert_int_equal(w.n, 0);
+	assert_int_equal(store_sync_pending(s), GC_COMMITS);
+	/* A sequence that was never committed. */
+	assert_int_equal(store_after_sync(s, GC_COMMITS + 1, sync_cb, &wt[0]),
+	    -EINVAL);
+
+	while (w.n < w.want)
+		assert_true(event_base_loop(base, EVLOOP_ONCE) >= 0);
+
+	for (size_t i = 0; i < w.n; i++) {
+		assert_int_equal(w.seqs[i], i + 1);
+		assert_int_equal(w.errs[i], 0);
+	}
+	assert_int_equal(store_sync_pending(s), 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.last_txn, GC_COMMITS);
+	assert_true(st.synced_txn >= GC_COMMITS);
+	assert_true(st.syncs >= 1);
+	assert_true(st.syncs <= GC_COMMITS);
+
+	/* Already durable: the callback runs before store_after_sync returns */
+	wt[GC_COMMITS].w = &w;
+	wt[GC_COMMITS].seq = 5;
+	assert_int_equal(store_after_sync(s, 5, sync_cb, &wt[GC_COMMITS]), 0);
+	assert_int_equal(w.n, GC_COMMITS + 1);
+	assert_int_equal(w.seqs[GC_COMMITS], 5);
+	assert_int_equal(w.errs[GC_COMMITS], 0);
+
+	/* Still queued at close: the final sync covers it. */
+	put_one(s, STORE_DB_SERVICES, "last", "last", &seq);
+	wt[GC_COMMITS + 1].w = &w;
+	wt[GC_COMMITS + 1].seq = seq;
+	w.base = NULL;
+	assert_int_equal(store_after_sync(s, seq, sync_cb,
+	    &wt[GC_COMMITS + 1]), 0);
+	assert_int_equal(w.n, GC_COMMITS + 1);
+	assert_int_equal(store_sync_pending(s), 1);
+	store_close(s);
+	assert_int_equal(w.n, GC_COMMITS + 2);
+	assert_int_equal(w.seqs[GC_COMMITS + 1], GC_COMMITS + 1);
+	assert_int_equal(w.errs[GC_COMMITS + 1], 0);
+
+	/* What the loop committed is on disk. */
+	s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "o19", "o19"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "last", "last"), 0);
+	store_close(s);
+
+	event_free(timeout);
+	event_base_free(base);
+}
+
+/* Many commits and one waiter: fewer syncs than commits is allowed. */
+static void
+test_group_commit_burst(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct waits w = { .base = base, .want = 1 };
+	struct waiter wt = { .w = &w };
+	struct store_stats st;
+	struct store *s;
+	struct store_txn *txn;
+	uint64_t seq = 0;
+	char key[16];
+
+	assert_non_null(base);
+	s = open_store(*state, MAP_SIZE_DEFAULT, base);
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "b%03d", i);
+		assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+		assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, key,
+		    strlen(key), key, strlen(key)), 0);
+		assert_int_equal(store_txn_commit(txn, &seq), 0);
+	}
+	wt.seq = seq;
+	assert_int_equal(store_after_sync(s, seq, sync_cb, &wt), 0);
+	while (w.n < w.want)
+		assert_true(event_base_loop(base, EVLOOP_ONCE) >= 0);
+	assert_int_equal(w.errs[0], 0);
+
+	store_get_stats(s, &st);
+	assert_int_equal(st.last_txn, 200);
+	assert_true(st.synced_txn >= 200);
+	assert_true(st.syncs >= 1 && st.syncs <= 200);
+	store_close(s);
+	event_base_free(base);
+}
+
+static void
+test_no_base_sync(void **state)
+{
+	struct store *s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	struct waits w = { 0 };
+	struct waiter wt = { .w = &w };
+	struct store_stats st;
+	uint64_t seq;
+
+	put_one(s, STORE_DB_PROVIDERS, "p", "v", &seq);
+	wt.seq = seq;
+	assert_int_equal(store_after_sync(s, seq, sync_cb, &wt), 0);
+	assert_int_equal(w.n, 1);
+	assert_int_equal(w.errs[0], 0);
+	assert_int_equal(store_sync_pending(s), 0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.last_txn, 1);
+	assert_int_equal(st.synced_txn, 1);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_put_new_exists, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_del, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_one_writer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_key_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_mismatch, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_burst, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_base_sync, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

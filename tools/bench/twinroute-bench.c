@@ -1,0 +1,1914 @@
+/* SPDX-License-Identifier: ISC */
+/* twinroute-bench.c -- closed-loop load generator: catalog requests or Redis GET */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "client.pb-c.h"
+#include "common/conn.h"
+#include "common/errcode.h"
+#include "common/frame.h"
+#include "common/macro.h"
+
+#define BENCH_CONNS_MAX 10000u
+#define BENCH_SECONDS_MAX 3600u
+#define BENCH_CONNS_DEFAULT 50u
+#define BENCH_SECONDS_DEFAULT 10u
+#define BENCH_CONNECT_TIMEOUT 30 /* seconds for every connection to be ready */
+#define BENCH_ERRORS_SHOWN 10    /* error lines printed; the rest are counted */
+#define BENCH_WEIGHT_MAX 1000000u
+#define BENCH_SEED_ENV "TWINROUTE_BENCH_SEED"
+
+/* Catalog mode. */
+#define CAT_PROTO_VERSION 1u
+#define CAT_RESP_MAX (16u * 1024u * 1024u) /* largest response frame taken */
+#define CAT_RBUF_INIT 8192u
+#define CAT_SETUP_PAGE 500u   /* page size asked for while collecting ids */
+#define CAT_SETUP_PAGES_MAX 100000u
+#define CAT_PAGE_SIZE 20u     /* ListServices page size under load */
+#define CAT_SEARCH_LIMIT 20u  /* Search limit under load */
+#define CAT_WORD_MIN 3u       /* shorter words of service names are not searched */
+#define CAT_WORD_MAX 64u
+#define CAT_FIELD_MAX 64u     /* longest id or category put in a request */
+
+/* Redis mode. */
+#define REDIS_SIZE_DEFAULT 300u
+#define REDIS_SIZE_MAX (1024u * 1024u)
+#define REDIS_KEYS_DEFAULT 1000u
+#define REDIS_KEYS_MAX 10000000u
+#define REDIS_LINE_MAX 4096u  /* status and error lines */
+#define REDIS_SET_BATCH 64u   /* SETs pipelined per round trip at setup */
+
+/* One request frame under construction: header, id, body template. */
+#define WBUF_SIZE 256u
+#define VARINT_MAX 10u
+
+/*
+ * Latency histogram, log-linear like HdrHistogram: values below
+ * HIST_SUB nanoseconds are exact, each power of two above is split into
+ * HIST_SUB linear buckets, so any value is within 1/128 (0.8 %) of its
+ * bucket's bounds from 1 ns to the top of uint64_t.
+ */
+#define HIST_SUB_BITS 7u
+#define HIST_SUB (UINT64_C(1) << HIST_SUB_BITS)
+#define HIST_BUCKETS ((64u - HIST_SUB_BITS + 1u) * HIST_SUB)
+
+struct hist {
+	uint64_t counts[HIST_BUCKETS];
+	uint64_t total;
+	uint64_t max;
+};
+
+enum bench_mode {
+	MODE_CATALOG,
+	MODE_REDIS,
+};
+
+enum bench_op {
+	OP_GET = 0,
+	OP_LIST,
+	OP_SEARCH,
+	OP__COUNT,
+};
+
+static const char *const op_names[OP__COUNT] = {
+	[OP_GET] = "get",
+	[OP_LIST] = "list",
+	[OP_SEARCH] = "search",
+};
+
+enum bench_phase {
+	PHASE_CONNECT, /* connecting, Hello in catalog mode */
+	PHASE_WARMUP,  /* load on, nothing recorded */
+	PHASE_MEASURE, /* load on, latencies recorded */
+	PHASE_DONE,
+};
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_HELLO,   /* Hello sent, waiting for HelloReply */
+	CONN_READY,   /* nothing outstanding */
+	CONN_BUSY,    /* one request outstanding */
+	CONN_CLOSED,
+};
+
+/*
+ * A request body packed once at start: in catalog mode the bytes of the
+ * Request's body field (tag, length, message) without the id, which is
+ * put in front for every request; in Redis mode the whole command.
+ */
+struct tmpl {
+	uint8_t *buf;
+	size_t len;
+	unsigned expect;      /* catalog: the Response body case wanted */
+	const char *want_id;  /* GetService: the service id to find */
+	size_t want_id_len;
+};
+
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+struct bench;
+
+struct conn {
+	struct bench *b;
+	unsigned idx;
+	int fd;
+	enum conn_state state;
+	struct event *rev;    /* persistent read */
+	struct event *wev;    /* connect completion, rest of a partial write */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	uint8_t wbuf[WBUF_SIZE];
+	size_t wlen, woff;
+	const struct tmpl *req;
+	uint64_t req_id;
+	uint64_t sent_ns;
+};
+
+struct bench {
+	/* options */
+	enum bench_mode mode;
+	const char *hostport;
+	unsigned conns;
+	unsigned seconds;
+	unsigned warmup;
+	unsigned weights[OP__COUNT];
+	unsigned weight_total;
+	char mix[64];
+	size_t size;
+	size_t keys;
+	bool json;
+	uint64_t rng;
+
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+
+	/* what the catalog holds */
+	struct strv ids, cats, words;
+
+	struct tmpl *tmpls[OP__COUNT];
+	size_t n_tmpls[OP__COUNT];
+	struct tmpl hello;
+
+	struct event_base *base;
+	struct event *timer;
+	struct event *sigint;
+	struct conn *c;
+	unsigned n_open;      /* connections not closed */
+	unsigned n_ready;     /* in PHASE_CONNECT: ready to start */
+	enum bench_phase phase;
+	uint64_t next_id;
+
+	struct hist hist;
+	uint64_t requests;
+	uint64_t errors;
+	uint64_t t_start, t_end;
+};
+
+static const char *progname = "twinroute-bench";
+
+static void
+msg(const char *fmt, ...) _printf_(1, 2);
+static _noreturn_ void
+die(const char *fmt, ...) _printf_(1, 2);
+
+static void
+msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: fast, good enough to pick keys. */
+static inline uint64_t
+rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * UINT64_C(2685821657736338717);
+}
+
+static uint64_t
+splitmix64(uint64_t x)
+{
+	x += UINT64_C(0x9e3779b97f4a7c15);
+	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
+
+/* ---- histogram ---- */
+
+static inline size_t
+hist_index(uint64_t v)
+{
+	unsigned shift;
+
+	if (v < HIST_SUB)
+		return (size_t)v;
+	shift = (unsigned)(63 - __builtin_clzll(v)) - HIST_SUB_BITS;
+	return (size_t)(shift + 1) * HIST_SUB + (size_t)((v >> shift) - HIST_SUB);
+}
+
+/* The largest value that falls in bucket i. */
+static uint64_t
+hist_bucket_high(size_t i)
+{
+	unsigned shift;
+	uint64_t sub;
+
+	if (i < HIST_SUB)
+		return i;
+	shift = (unsigned)(i / HIST_SUB) - 1;
+	sub = (uint64_t)(i % HIST_SUB) + HIST_SUB;
+	return (sub << shift) + ((UINT64_C(1) << shift) - 1);
+}
+
+static inline void
+hist_record(struct hist *h, uint64_t v)
+{
+	h->counts[hist_index(v)]++;
+	h->total++;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The value at or below which pct percent of the samples fall. */
+static uint64_t
+hist_percentile(const struct hist *h, double pct)
+{
+	uint64_t rank, seen = 0;
+
+	if (h->total == 0)
+		return 0;
+	rank = (uint64_t)ceil(pct / 100.0 * (double)h->total);
+	if (rank < 1)
+		rank = 1;
+	if (rank > h->total)
+		rank = h->total;
+	for (size_t i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->counts[i];
+		if (seen >= rank)
+			return MIN(hist_bucket_high(i), h->max);
+	}
+	return h->max;
+}
+
+/* ---- string vectors ---- */
+
+static int
+strv_push(struct strv *sv, const char *s, size_t len)
+{
+	char *copy;
+
+	if (sv->n == sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 64;
+		char **v = realloc(sv->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		sv->v = v;
+		sv->cap = cap;
+	}
+	copy = strndup(s, len);
+	if (!copy)
+		return -ENOMEM;
+	sv->v[sv->n++] = copy;
+	return 0;
+}
+
+static int
+strv_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+strv_sort_uniq(struct strv *sv)
+{
+	size_t out = 0;
+
+	if (sv->n == 0)
+		return;
+	qsort(sv->v, sv->n, sizeof(*sv->v), strv_cmp);
+	for (size_t i = 1; i < sv->n; i++) {
+		if (strcmp(sv->v[i], sv->v[out]) == 0)
+			free(sv->v[i]);
+		else
+			sv->v[++out] = sv->v[i];
+	}
+	sv->n = out + 1;
+}
+
+static void
+strv_free(struct strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	*sv = (struct strv){ 0 };
+}
+
+/* ---- protobuf wire format, read in place ---- */
+
+static inline size_t
+pb_put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static inline int
+pb_get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ret)
+{
+	const uint8_t *p = *pp;
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
+		uint8_t byte = *p++;
+
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80)) {
+			*pp = p;
+			*ret = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Step over one field of buf: *ret_field and *ret_wt get its number and
+ * wire type; for wire type 0 *ret_val gets the value, for type 2
+ * *ret_data and *ret_len the bytes. -1 when the bytes do not decode.
+ */
+static int
+pb_next(const uint8_t **pp, const uint8_t *end, uint32_t *ret_field,
+    unsigned *ret_wt, uint64_t *ret_val, const uint8_t **ret_data,
+    size_t *ret_len)
+{
+	uint64_t key, v;
+
+	if (pb_get_varint(pp, end, &key) < 0 || key >> 3 == 0 ||
+	    key >> 3 > UINT32_MAX)
+		return -1;
+	*ret_field = (uint32_t)(key >> 3);
+	*ret_wt = (unsigned)(key & 7);
+	switch (key & 7) {
+	case 0:
+		if (pb_get_varint(pp, end, &v) < 0)
+			return -1;
+		*ret_val = v;
+		return 0;
+	case 1:
+		if (end - *pp < 8)
+			return -1;
+		*pp += 8;
+		return 0;
+	case 2:
+		if (pb_get_varint(pp, end, &v) < 0 || v > (uint64_t)(end - *pp))
+			return -1;
+		*ret_data = *pp;
+		*ret_len = (size_t)v;
+		*pp += v;
+		return 0;
+	case 5:
+		if (end - *pp < 4)
+			return -1;
+		*pp += 4;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* The last length-delimited field number field of buf: 1 found, 0 not, -1 bad. */
+static int
+pb_find_bytes(const uint8_t *buf, size_t len, uint32_t field,
+    const uint8_t **ret_data, size_t *ret_len)
+{
+	const uint8_t *p = buf, *end = buf + len, *data = NULL;
+	size_t dlen = 0;
+	int found = 0;
+
+	while (p < end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v;
+		const uint8_t *d = NULL;
+		size_t l = 0;
+
+		if (pb_next(&p, end, &f, &wt, &v, &d, &l) < 0)
+			return -1;
+		if (f == field && wt == 2) {
+			data = d;
+			dlen = l;
+			found = 1;
+		}
+	}
+	if (found) {
+		*ret_data = data;
+		*ret_len = dlen;
+	}
+	return found;
+}
+
+/* The last varint field number field of buf, or 0. */
+static uint64_t
+pb_find_varint(const uint8_t *buf, size_t len, uint32_t field)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	uint64_t found = 0;
+
+	while (p < end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v = 0;
+		const uint8_t *d;
+		size_t l;
+
+		if (pb_next(&p, end, &f, &wt, &v, &d, &l) < 0)
+			return 0;
+		if (f == field && wt == 0)
+			found = v;
+	}
+	return found;
+}
+
+/*
+ * The id and body case of a client Response, read in place. A oneof
+ * member seen twice: the last one wins, as in protobuf. -1 when the
+ * bytes do not decode.
+ */
+static int
+cat_scan_response(const uint8_t *buf, size_t len, uint64_t *ret_id,
+    unsigned *ret_case, const uint8_t **ret_body, size_t *ret_body_len)
+{
+	const uint8_t *p = buf, *end = buf + len, *body = NULL;
+	uint64_t id = 0;
+	unsigned which = 0;
+	size_t body_len = 0;
+
+	while (p < end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v = 0;
+		const uint8_t *d = NULL;
+		size_t l = 0;
+
+		if (pb_next(&p, end, &f, &wt, &v, &d, &l) < 0)
+			return -1;
+		if (f == 1) {
+			if (wt != 0)
+				return -1;
+			id = v;
+		} else if (f == 2 || (f >= 10 && f <= 14)) {
+			if (wt != 2)
+				return -1;
+			which = f;
+			body = d;
+			body_len = l;
+		}
+	}
+	*ret_id = id;
+	*ret_case = which;
+	*ret_body = body;
+	*ret_body_len = body_len;
+	return 0;
+}
+
+/* ---- options ---- */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: %s catalog [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
+	    "           [--mix get=W,list=W,search=W] [--seed N] [--json]\n"
+	    "       %s redis [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
+	    "           [--size BYTES] [--keys N] [--seed N] [--json]\n"
+	    "\n"
+	    "Closed-loop load: every connection sends one request, waits for the\n"
+	    "reply, records its latency and sends the next, for SECONDS after an\n"
+	    "unrecorded warm-up. Every reply is checked; any error makes the exit\n"
+	    "status 1.\n"
+	    "\n"
+	    "modes:\n"
+	    "  catalog   twinrouted's client protocol. One setup connection sends\n"
+	    "            Hello and pages through ListServices to learn the service\n"
+	    "            ids, the categories and the words of the service names;\n"
+	    "            then each request is GetService(random id), ListServices\n"
+	    "            (page size %u, every category or a random one) or Search\n"
+	    "            (a random word, limit %u), drawn by the --mix weights.\n"
+	    "            Each load connection sends Hello before the clock starts.\n"
+	    "  redis     RESP. SETs key:0 .. key:N-1 to values of --size bytes,\n"
+	    "            then sends GET key:<random> and checks the reply's length.\n"
+	    "\n"
+	    "options:\n"
+	    "  -H, --host HOST:PORT   server (default 127.0.0.1:7420 for catalog,\n"
+	    "                         127.0.0.1:6379 for redis; [v6]:port works)\n"
+	    "  -c, --conns N          connections, %u..%u (default %u)\n"
+	    "  -d, --duration S       seconds measured, 1..%u (default %u)\n"
+	    "  -w, --warmup S         seconds of load before measuring, not recorded,\n"
+	    "                         0..%u (default 0)\n"
+	    "      --mix SPEC         catalog: weights of get, list and search, e.g.\n"
+	    "                         get=8,list=1,search=1 (default get=1; a bare\n"
+	    "                         name weighs 1; each weight 0..%u)\n"
+	    "      --size BYTES       redis: value size, 1..%u (default %u)\n"
+	    "      --keys N           redis: keys, 1..%u (default %u)\n"
+	    "      --seed N           random seed (default: from the clock, or the\n"
+	    "                         environment variable %s)\n"
+	    "      --json             print a JSON object on stdout: mode, mix, conns,\n"
+	    "                         seconds, requests, rps, p50_us, p99_us, p999_us,\n"
+	    "                         max_us, errors (the text line goes to stderr)\n"
+	    "  -h, --help             this help\n"
+	    "\n"
+	    "Output: one line, e.g.\n"
+	    "  catalog get conns=50 secs=10 requests=1234567 rps=123456 p50=0.350ms\n"
+	    "  p99=0.800ms p99.9=1.200ms max=3.100ms errors=0\n"
+	    "Latencies come from a log-linear histogram (0.8 %% precision), from\n"
+	    "the write of a request to the read of its whole reply.\n",
+	    progname, progname, CAT_PAGE_SIZE, CAT_SEARCH_LIMIT, 1u,
+	    BENCH_CONNS_MAX, BENCH_CONNS_DEFAULT, BENCH_SECONDS_MAX,
+	    BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_WEIGHT_MAX,
+	    REDIS_SIZE_MAX, REDIS_SIZE_DEFAULT, REDIS_KEYS_MAX,
+	    REDIS_KEYS_DEFAULT, BENCH_SEED_ENV);
+}
+
+static int
+parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end != '\0')
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+static uint64_t
+opt_u64(const char *name, const char *s, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (parse_u64(s, min, max, &v) < 0) {
+		msg("%s: want a whole number in %" PRIu64 "..%" PRIu64 ", got '%s'",
+		    name, min, max, s);
+		exit(2);
+	}
+	return v;
+}
+
+/* "get=8,list=1,search=1" into weights[]. 0 or -EINVAL. */
+static int
+parse_mix(const char *spec, unsigned weights[OP__COUNT])
+{
+	unsigned w[OP__COUNT] = { 0 };
+	const char *p = spec;
+
+	if (*p == '\0')
+		return -EINVAL;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		size_t name_len = strcspn(p, "=,");
+		uint64_t v = 1;
+		int op = -1;
+		char num[24];
+
+		for (int i = 0; i < OP__COUNT; i++)
+			if (strlen(op_names[i]) == name_len &&
+			    strncmp(p, op_names[i], name_len) == 0)
+				op = i;
+		if (op < 0)
+			return -EINVAL;
+		if (name_len < n) {
+			size_t num_len = n - name_len - 1;
+
+			if (num_len == 0 || num_len >= sizeof(num))
+				return -EINVAL;
+			memcpy(num, p + name_len + 1, num_len);
+			num[num_len] = '\0';
+			if (parse_u64(num, 0, BENCH_WEIGHT_MAX, &v) < 0)
+				return -EINVAL;
+		}
+		w[op] = (unsigned)v;
+		p += n;
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	if (w[OP_GET] + w[OP_LIST] + w[OP_SEARCH] == 0)
+		return -EINVAL;
+	memcpy(weights, w, sizeof(w));
+	return 0;
+}
+
+/* The mix as printed: "get" alone, or every non-zero weight. */
+static void
+mix_name(const struct bench *b, char *out, size_t size)
+{
+	size_t used = 0;
+
+	if (b->mode == MODE_REDIS || b->weight_total == b->weights[OP_GET]) {
+		snprintf(out, size, "get");
+		return;
+	}
+	out[0] = '\0';
+	for (int i = 0; i < OP__COUNT; i++) {
+		int n;
+
+		if (b->weights[i] == 0)
+			continue;
+		n = snprintf(out + used, size - used, "%s%s=%u",
+		    used ? "," : "", op_names[i], b->weights[i]);
+		if (n < 0 || (size_t)n >= size - used)
+			return;
+		used += (size_t)n;
+	}
+}
+
+static void
+parse_args(struct bench *b, int argc, char **argv)
+{
+	enum {
+		OPT_MIX = 0x100,
+		OPT_SIZE,
+		OPT_KEYS,
+		OPT_SEED,
+		OPT_JSON,
+	};
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "mix", required_argument, NULL, OPT_MIX },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "keys", required_argument, NULL, OPT_KEYS },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *mode, *seed_env;
+	bool seeded = false, mix_set = false, size_set = false, keys_set = false;
+	uint64_t seed = 0;
+	int opt;
+
+	if (argc < 2) {
+		usage(stderr);
+		exit(2);
+	}
+	mode = argv[1];
+	if (strcmp(mode, "-h") == 0 || strcmp(mode, "--help") == 0) {
+		usage(stdout);
+		exit(0);
+	}
+	if (strcmp(mode, "catalog") == 0)
+		b->mode = MODE_CATALOG;
+	else if (strcmp(mode, "redis") == 0)
+		b->mode = MODE_REDIS;
+	else {
+		msg("unknown mode '%s': catalog or redis (see --help)", mode);
+		exit(2);
+	}
+
+	b->conns = BENCH_CONNS_DEFAULT;
+	b->seconds = BENCH_SECONDS_DEFAULT;
+	b->weights[OP_GET] = 1;
+	b->size = REDIS_SIZE_DEFAULT;
+	b->keys = REDIS_KEYS_DEFAULT;
+
+	argc--;
+	argv++;
+	while ((opt = getopt_long(argc, argv, "H:c:d:w:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			b->hostport = optarg;
+			break;
+		case 'c':
+			b->conns = (unsigned)opt_u64("--conns", optarg, 1,
+			    BENCH_CONNS_MAX);
+			break;
+		case 'd':
+			b->seconds = (unsigned)opt_u64("--duration", optarg, 1,
+			    BENCH_SECONDS_MAX);
+			break;
+		case 'w':
+			b->warmup = (unsigned)opt_u64("--warmup", optarg, 0,
+			    BENCH_SECONDS_MAX);
+			break;
+		case OPT_MIX:
+			if (parse_mix(optarg, b->weights) < 0) {
+				msg("--mix: want NAME[=WEIGHT],... with names get, list, search, weights 0..%u and one above 0; got '%s'",
+				    BENCH_WEIGHT_MAX, optarg);
+				exit(2);
+			}
+			mix_set = true;
+			break;
+		case OPT_SIZE:
+			b->size = opt_u64("--size", optarg, 1, REDIS_SIZE_MAX);
+			size_set = true;
+			break;
+		case OPT_KEYS:
+			b->keys = opt_u64("--keys", optarg, 1, REDIS_KEYS_MAX);
+			keys_set = true;
+			break;
+		case OPT_SEED:
+			seed = opt_u64("--seed", optarg, 0, UINT64_MAX);
+			seeded = true;
+			break;
+		case OPT_JSON:
+			b->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		msg("unexpected argument '%s' (see --help)", argv[optind]);
+		exit(2);
+	}
+	if (b->mode == MODE_CATALOG && (size_set || keys_set)) {
+		msg("--size and --keys apply to the redis mode");
+		exit(2);
+	}
+	if (b->mode == MODE_REDIS && mix_set) {
+		msg("--mix applies to the catalog mode");
+		exit(2);
+	}
+	if (!b->hostport)
+		b->hostport = b->mode == MODE_CATALOG ? "127.0.0.1:7420" :
+		    "127.0.0.1:6379";
+	if (!seeded && (seed_env = getenv(BENCH_SEED_ENV)) != NULL) {
+		if (parse_u64(seed_env, 0, UINT64_MAX, &seed) < 0) {
+			msg("%s: not a number: '%s'", BENCH_SEED_ENV, seed_env);
+			exit(2);
+		}
+		seeded = true;
+	}
+	if (!seeded)
+		seed = now_ns() ^ ((uint64_t)getpid() << 32);
+	b->rng = splitmix64(seed);
+	if (b->rng == 0)
+		b->rng = 1;
+	b->weight_total = b->weights[OP_GET] + b->weights[OP_LIST] +
+	    b->weights[OP_SEARCH];
+	mix_name(b, b->mix, sizeof(b->mix));
+}
+
+/* ---- sockets ---- */
+
+static void
+resolve(struct bench *b)
+{
+	_cleanup_free_ char *host = NULL, *port = NULL;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+	};
+	struct addrinfo *ai;
+	int r;
+
+	if (tr_split_hostport(b->hostport, &host, &port) < 0)
+		die("--host: want HOST:PORT, got '%s'", b->hostport);
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r != 0)
+		die("%s: %s", b->hostport, gai_strerror(r));
+	if (ai->ai_addrlen > sizeof(b->addr)) {
+		freeaddrinfo(ai);
+		die("%s: address too long", b->hostport);
+	}
+	memcpy(&b->addr, ai->ai_addr, ai->ai_addrlen);
+	b->addrlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+}
+
+/* Room for conns sockets: raise the soft descriptor limit if needed. */
+static void
+raise_nofile(unsigned conns)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)conns + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		die("%u connections need %llu descriptors; the hard limit is %llu",
+		    conns, (unsigned long long)want,
+		    (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("setrlimit: %s", strerror(errno));
+}
+
+/* A blocking TCP connection for setup, with 10 s timeouts. */
+static int
+sock_open_blocking(const struct bench *b)
+{
+	struct timeval tv = { .tv_sec = 10 };
+	int one = 1;
+	int fd;
+
+	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (const struct sockaddr *)&b->addr, b->addrlen) < 0)
+		die("connect %s: %s", b->hostport, strerror(errno));
+	return fd;
+}
+
+static void
+write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* ---- catalog setup ---- */
+
+static Twinroute__Client__Response *
+cat_call(struct tr_conn *conn, Twinroute__Client__Request *req,
+    Twinroute__Client__Response__BodyCase want)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	Twinroute__Client__Response *resp;
+	uint32_t len;
+	int r;
+
+	r = tr_conn_send(conn, &req->base);
+	if (r < 0)
+		die("setup: send: %s", tr_strerror(r));
+	r = tr_conn_recv(conn, CAT_RESP_MAX, &buf, &len);
+	if (r < 0)
+		die("setup: receive: %s", tr_strerror(r));
+	resp = twinroute__client__response__unpack(NULL, len, buf);
+	if (!resp)
+		die("setup: the response does not decode");
+	if (resp->id != req->id)
+		die("setup: response id %" PRIu64 " for request %" PRIu64,
+		    resp->id, req->id);
+	if (resp->body_case == TWINROUTE__CLIENT__RESPONSE__BODY_ERROR &&
+	    resp->error)
+		die("setup: server error %d: %s", (int)resp->error->code,
+		    resp->error->message ? resp->error->message : "");
+	if (resp->body_case != want)
+		die("setup: response body %d, wanted %d", (int)resp->body_case,
+		    (int)want);
+	return resp;
+}
+
+/* Add the words of name, as the server's search index splits them. */
+static void
+cat_add_words(struct strv *words, const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	while (*p) {
+		const unsigned char *start;
+		char w[CAT_WORD_MAX + 1];
+		size_t n = 0;
+
+		while (*p && !((*p >= 'a' && *p <= 'z') ||
+		    (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p >= 0x80))
+			p++;
+		start = p;
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p >= 0x80) {
+			if (n < CAT_WORD_MAX)
+				w[n++] = (char)(*p >= 'A' && *p <= 'Z' ?
+				    *p - 'A' + 'a' : *p);
+			p++;
+		}
+		if (p - start < (ptrdiff_t)CAT_WORD_MIN)
+			continue;
+		if (strv_push(words, w, n) < 0)
+			die("out of memory");
+	}
+}
+
+static void
+cat_setup(struct bench *b)
+{
+	Twinroute__Client__Request req;
+	Twinroute__Client__Hello hello;
+	Twinroute__Client__ListServices ls;
+	Twinroute__Client__Response *resp;
+	struct tr_conn_opts opts = { .timeout_ms = 10000 };
+	struct tr_conn *conn = NULL;
+	uint8_t *token = NULL;
+	size_t token_len = 0;
+	unsigned pages = 0;
+	int r;
+
+	twinroute__client__request__init(&req);
+	twinroute__client__hello__init(&hello);
+	twinroute__client__list_services__init(&ls);
+	r = tr_conn_open_tcp(b->hostport, &opts, &conn);
+	if (r < 0)
+		die("connect %s: %s", b->hostport, tr_strerror(r));
+
+	hello.version = CAT_PROTO_VERSION;
+	hello.client = unconst("twinroute-bench");
+	req.id = ++b->next_id;
+	req.body_case = TWINROUTE__CLIENT__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	resp = cat_call(conn, &req, TWINROUTE__CLIENT__RESPONSE__BODY_HELLO);
+	if (!resp->hello || resp->hello->version != CAT_PROTO_VERSION)
+		die("setup: the server speaks protocol version %u, not %u",
+		    resp->hello ? resp->hello->version : 0, CAT_PROTO_VERSION);
+	twinroute__client__response__free_unpacked(resp, NULL);
+
+	do {
+		Twinroute__Client__ServiceList *sl;
+
+		ls.page_size = CAT_SETUP_PAGE;
+		ls.page_token.data = token;
+		ls.page_token.len = token_len;
+		req.id = ++b->next_id;
+		req.body_case = TWINROUTE__CLIENT__REQUEST__BODY_LIST_SERVICES;
+		req.list_services = &ls;
+		resp = cat_call(conn, &req,
+		    TWINROUTE__CLIENT__RESPONSE__BODY_SERVICES);
+		sl = resp->services;
+		free(token);
+		token = NULL;
+		token_len = 0;
+		if (!sl)
+			die("setup: empty ServiceList");
+		for (size_t i = 0; i < sl->n_services; i++) {
+			const Twinroute__Service *s = sl->services[i];
+
+			if (!s->id || s->id[0] == '\0')
+				continue;
+			if (strlen(s->id) > CAT_FIELD_MAX) {
+				msg("setup: skipping service id longer than %u bytes",
+				    CAT_FIELD_MAX);
+				continue;
+			}
+			if (strv_push(&b->ids, s->id, strlen(s->id)) < 0)
+				die("out of memory");
+			if (s->category && s->category[0] != '\0' &&
+			    strlen(s->category) <= CAT_FIELD_MAX &&
+			    strv_push(&b->cats, s->category,
+			    strlen(s->category)) < 0)
+				die("out of memory");
+			if (s->name)
+				cat_add_words(&b->words, s->name);
+		}
+		if (sl->next_page_token.len > 0) {
+			token = malloc(sl->next_page_token.len);
+			if (!token)
+				die("out of memory");
+			memcpy(token, sl->next_page_token.data,
+			    sl->next_page_token.len);
+			token_len = sl->next_page_token.len;
+		}
+		twinroute__client__response__free_unpacked(resp, NULL);
+		if (++pages > CAT_SETUP_PAGES_MAX)
+			die("setup: more than %u pages of services",
+			    CAT_SETUP_PAGES_MAX);
+	} while (token);
+	tr_conn_close(conn);
+
+	strv_sort_uniq(&b->ids);
+	strv_sort_uniq(&b->cats);
+	strv_sort_uniq(&b->words);
+	if (b->ids.n == 0)
+		die("setup: the catalog lists no service");
+	if (b->weights[OP_SEARCH] > 0 && b->words.n == 0)
+		die("setup: no word of %u letters or more in the service names to search for",
+		    CAT_WORD_MIN);
+	if (!b->json)
+		msg("catalog: %zu services, %zu categories, %zu words",
+		    b->ids.n, b->cats.n, b->words.n);
+}
+
+/* Pack inner as body field field of a Request, without the id. */
+static void
+cat_tmpl(struct tmpl *t, const ProtobufCMessage *inner, unsigned field,
+    unsigned expect)
+{
+	size_t inner_len = protobuf_c_message_get_packed_size(inner);
+	uint8_t *p;
+
+	/* header, id tag and id, field tag, length, message */
+	if (FRAME_HDR_SIZE + 1 + VARINT_MAX + 2 + VARINT_MAX + inner_len >
+	    WBUF_SIZE)
+		die("a request is too large for the frame buffer");
+	t->buf = p = malloc(2 + VARINT_MAX + inner_len);
+	if (!p)
+		die("out of memory");
+	p += pb_put_varint(p, (uint64_t)field << 3 | 2);
+	p += pb_put_varint(p, inner_len);
+	p += protobuf_c_message_pack(inner, p);
+	t->len = (size_t)(p - t->buf);
+	t->expect = expect;
+}
+
+static void
+cat_build(struct bench *b)
+{
+	Twinroute__Client__Hello hello;
+
+	twinroute__client__hello__init(&hello);
+	hello.version = CAT_PROTO_VERSION;
+	hello.client = unconst("twinroute-bench");
+	cat_tmpl(&b->hello, &hello.base, TWINROUTE__CLIENT__REQUEST__BODY_HELLO,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_HELLO);
+
+	b->n_tmpls[OP_GET] = b->ids.n;
+	b->n_tmpls[OP_LIST] = b->cats.n + 1;
+	b->n_tmpls[OP_SEARCH] = b->words.n;
+	for (int op = 0; op < OP__COUNT; op++) {
+		if (b->weights[op] == 0) {
+			b->n_tmpls[op] = 0;
+			continue;
+		}
+		b->tmpls[op] = calloc(b->n_tmpls[op], sizeof(struct tmpl));
+		if (!b->tmpls[op])
+			die("out of memory");
+	}
+	for (size_t i = 0; i < b->n_tmpls[OP_GET]; i++) {
+		Twinroute__Client__GetService gs;
+		struct tmpl *t = &b->tmpls[OP_GET][i];
+
+		twinroute__client__get_service__init(&gs);
+		gs.id = b->ids.v[i];
+		cat_tmpl(t, &gs.base, TWINROUTE__CLIENT__REQUEST__BODY_GET_SERVICE,
+		    TWINROUTE__CLIENT__RESPONSE__BODY_SERVICE);
+		t->want_id = b->ids.v[i];
+		t->want_id_len = strlen(b->ids.v[i]);
+	}
+	for (size_t i = 0; i < b->n_tmpls[OP_LIST]; i++) {
+		Twinroute__Client__ListServices ls;
+
+		twinroute__client__list_services__init(&ls);
+		/* The first asks for every category. */
+		if (i > 0)
+			ls.category = b->cats.v[i - 1];
+		ls.page_size = CAT_PAGE_SIZE;
+		cat_tmpl(&b->tmpls[OP_LIST][i], &ls.base,
+		    TWINROUTE__CLIENT__REQUEST__BODY_LIST_SERVICES,
+		    TWINROUTE__CLIENT__RESPONSE__BODY_SERVICES);
+	}
+	for (size_t i = 0; i < b->n_tmpls[OP_SEARCH]; i++) {
+		Twinroute__Client__Search se;
+
+		twinroute__client__search__init(&se);
+		se.query = b->words.v[i];
+		se.limit = CAT_SEARCH_LIMIT;
+		cat_tmpl(&b->tmpls[OP_SEARCH][i], &se.base,
+		    TWINROUTE__CLIENT__REQUEST__BODY_SEARCH,
+		    TWINROUTE__CLIENT__RESPONSE__BODY_SEARCH);
+	}
+}
+
+/* ---- redis setup ---- */
+
+/* Read one reply line (without CRLF) into line. */
+static void
+redis_read_line(int fd, uint8_t *buf, size_t *len, char *line, size_t size)
+{
+	for (;;) {
+		uint8_t *nl = memchr(buf, '\n', *len);
+		ssize_t n;
+
+		if (nl) {
+			size_t l = (size_t)(nl - buf) + 1;
+			size_t copy = l >= 2 ? l - 2 : 0;
+
+			if (copy >= size)
+				copy = size - 1;
+			memcpy(line, buf, copy);
+			line[copy] = '\0';
+			memmove(buf, buf + l, *len - l);
+			*len -= l;
+			return;
+		}
+		if (*len == REDIS_LINE_MAX)
+			die("redis: reply line too long");
+		n = recv(fd, buf + *len, REDIS_LINE_MAX - *len, 0);
+		if (n == 0)
+			die("redis: connection closed during setup");
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("redis: read: %s", strerror(errno));
+		*len += (size_t)n;
+	}
+}
+
+static void
+redis_setup(struct bench *b)
+{
+	_cleanup_free_ uint8_t *value = NULL, *rbuf = NULL, *out = NULL;
+	size_t cmd_max = 64 + b->size, rlen = 0;
+	int fd;
+
+	value = malloc(b->size);
+	rbuf = malloc(REDIS_LINE_MAX);
+	out = malloc(REDIS_SET_BATCH * cmd_max);
+	if (!value || !rbuf || !out)
+		die("out of memory");
+	for (size_t i = 0; i < b->size; i++)
+		value[i] = (uint8_t)('a' + i % 26);
+
+	fd = sock_open_blocking(b);
+	for (size_t k = 0; k < b->keys; k += REDIS_SET_BATCH) {
+		size_t batch = MIN((size_t)REDIS_SET_BATCH, b->keys - k);
+		size_t olen = 0;
+
+		for (size_t j = 0; j < batch; j++) {
+			char key[32];
+			int kl = snprintf(key, sizeof(key), "key:%zu", k + j);
+
+			olen += (size_t)snprintf((char *)out + olen, cmd_max,
+			    "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key,
+			    b->size);
+			memcpy(out + olen, value, b->size);
+			olen += b->size;
+			memcpy(out + olen, "\r\n", 2);
+			olen += 2;
+		}
+		write_all(fd, out, olen);
+		for (size_t j = 0; j < batch; j++) {
+			char line[256];
+
+			redis_read_line(fd, rbuf, &rlen, line, sizeof(line));
+			if (strcmp(line, "+OK") != 0)
+				die("redis: SET key:%zu: %s", k + j, line);
+		}
+	}
+	close(fd);
+	if (!b->json)
+		msg("redis: %zu keys of %zu bytes set", b->keys, b->size);
+}
+
+static void
+redis_build(struct bench *b)
+{
+	b->n_tmpls[OP_GET] = b->keys;
+	b->tmpls[OP_GET] = calloc(b->keys, sizeof(struct tmpl));
+	if (!b->tmpls[OP_GET])
+		die("out of memory");
+	for (size_t i = 0; i < b->keys; i++) {
+		struct tmpl *t = &b->tmpls[OP_GET][i];
+		char key[32], cmd[96];
+		int kl = snprintf(key, sizeof(key), "key:%zu", i);
+		int n = snprintf(cmd, sizeof(cmd),
+		    "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", kl, key);
+
+		t->buf = malloc((size_t)n);
+		if (!t->buf)
+			die("out of memory");
+		memcpy(t->buf, cmd, (size_t)n);
+		t->len = (size_t)n;
+	}
+}
+
+/* ---- the load loop ---- */
+
+static void
+bench_error(struct bench *b, const char *fmt, ...) _printf_(2, 3);
+
+static void
+bench_error(struct bench *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (b->errors++ < BENCH_ERRORS_SHOWN) {
+		fprintf(stderr, "%s: ", progname);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+		if (b->errors == BENCH_ERRORS_SHOWN)
+			msg("further errors are counted, not shown");
+	}
+}
+
+static void
+bench_timer_add(struct bench *b, unsigned seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	evtimer_add(b->timer, &tv);
+}
+
+static void
+bench_finish(struct bench *b)
+{
+	if (b->phase == PHASE_DONE)
+		return;
+	b->t_end = now_ns();
+	if (b->phase != PHASE_MEASURE)
+		b->t_start = b->t_end;
+	b->phase = PHASE_DONE;
+	event_base_loopbreak(b->base);
+}
+
+static void conn_send_next(struct conn *c, uint64_t now);
+
+/* Every connection is ready or closed: start the load. */
+static void
+bench_start(struct bench *b)
+{
+	uint64_t now;
+
+	if (b->n_open == 0) {
+		bench_finish(b);
+		return;
+	}
+	now = now_ns();
+	if (b->warmup > 0) {
+		b->phase = PHASE_WARMUP;
+		bench_timer_add(b, b->warmup);
+	} else {
+		b->phase = PHASE_MEASURE;
+		b->t_start = now;
+		bench_timer_add(b, b->seconds);
+	}
+	for (unsigned i = 0; i < b->conns; i++)
+		if (b->c[i].state == CONN_READY)
+			conn_send_next(&b->c[i], now);
+}
+
+static void
+bench_check_ready(struct bench *b)
+{
+	if (b->phase == PHASE_CONNECT && b->n_ready == b->n_open)
+		bench_start(b);
+}
+
+/*
+ * Close a connection after an error. The events stay allocated until
+ * the end (never freed from inside their own callbacks).
+ */
+static void
+conn_fail(struct conn *c, const char *fmt, ...) _printf_(2, 3);
+
+static void
+conn_fail(struct conn *c, const char *fmt, ...)
+{
+	struct bench *b = c->b;
+	enum conn_state prev = c->state;
+	char text[512];
+	va_list ap;
+
+	if (prev == CONN_CLOSED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	bench_error(b, "connection %u: %s", c->idx, text);
+
+	if (c->rev)
+		event_del(c->rev);
+	if (c->wev)
+		event_del(c->wev);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->state = CONN_CLOSED;
+	b->n_open--;
+	if (b->phase == PHASE_CONNECT) {
+		if (prev == CONN_READY)
+			b->n_ready--;
+		bench_check_ready(b);
+	} else if (b->n_open == 0) {
+		bench_finish(b);
+	}
+}
+
+/* Write what is left of wbuf; the write event finishes a partial write. */
+static void
+conn_flush(struct conn *c)
+{
+	while (c->woff < c->wlen) {
+		ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
+		    MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				event_add(c->wev, NULL);
+				return;
+			}
+			conn_fail(c, "write: %s", strerror(errno));
+			return;
+		}
+		c->woff += (size_t)n;
+	}
+}
+
+/* Put request t with a fresh id in wbuf and send it. */
+static void
+conn_send(struct conn *c, const struct tmpl *t, uint64_t now)
+{
+	struct bench *b = c->b;
+	uint8_t *p = c->wbuf;
+
+	c->req = t;
+	if (b->mode == MODE_CATALOG) {
+		c->req_id = ++b->next_id;
+		p += FRAME_HDR_SIZE;
+		*p++ = 0x08; /* field 1, varint: the id */
+		p += pb_put_varint(p, c->req_id);
+		memcpy(p, t->buf, t->len);
+		p += t->len;
+		frame_put_header(c->wbuf,
+		    (uint32_t)(p - c->wbuf - FRAME_HDR_SIZE));
+	} else {
+		memcpy(p, t->buf, t->len);
+		p += t->len;
+	}
+	c->wlen = (size_t)(p - c->wbuf);
+	c->woff = 0;
+	c->sent_ns = now;
+	conn_flush(c);
+}
+
+static inline const struct tmpl *
+bench_pick(struct bench *b)
+{
+	unsigned op = OP_GET;
+	size_t n;
+
+	if (b->weight_total != b->weights[OP_GET]) {
+		unsigned r = (unsigned)(rng_next(&b->rng) % b->weight_total);
+
+		while (r >= b->weights[op]) {
+			r -= b->weights[op];
+			op++;
+		}
+	}
+	n = b->n_tmpls[op];
+	return &b->tmpls[op][n == 1 ? 0 : rng_next(&b->rng) % n];
+}
+
+static void
+conn_send_next(struct conn *c, uint64_t now)
+{
+	c->state = CONN_BUSY;
+	conn_send(c, bench_pick(c->b), now);
+}
+
+/*
+ * A reply's verdict. Parsers return 1 with the reply's length in
+ * *ret_used (verdict in *ret_ok, reason in why), 0 when more bytes are
+ * needed (*ret_need: the whole reply's length if known), -1 when the
+ * stream cannot be followed any more (reason in why).
+ */
+static int
+cat_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
+    char *why, size_t why_size)
+{
+	const struct tmpl *t = c->req;
+	const uint8_t *payload, *body, *d;
+	uint32_t plen;
+	size_t flen, body_len, dl;
+	uint64_t id;
+	unsigned which;
+	int r;
+
+	r = frame_parse(c->rbuf, c->rlen, CAT_RESP_MAX, &payload, &plen, &flen);
+	if (r < 0) {
+		snprintf(why, why_size, "response frame over %u bytes",
+		    CAT_RESP_MAX);
+		return -1;
+	}
+	if (r == 0) {
+		*ret_need = c->rlen >= FRAME_HDR_SIZE ?
+		    FRAME_HDR_SIZE + (size_t)frame_get_length(c->rbuf) : 0;
+		return 0;
+	}
+	if (cat_scan_response(payload, plen, &id, &which, &body,
+	    &body_len) < 0) {
+		snprintf(why, why_size, "response does not decode");
+		return -1;
+	}
+	if (id != c->req_id) {
+		snprintf(why, why_size, "response id %" PRIu64
+		    " for request %" PRIu64, id, c->req_id);
+		return -1;
+	}
+	*ret_used = flen;
+	*ret_ok = false;
+	if (which == TWINROUTE__CLIENT__RESPONSE__BODY_ERROR) {
+		const char *m = "";
+		int ml = 0;
+
+		if (pb_find_bytes(body, body_len, 2, &d, &dl) > 0) {
+			m = (const char *)d;
+			ml = (int)MIN(dl, (size_t)200);
+		}
+		snprintf(why, why_size, "error %" PRIu64 ": %.*s",
+		    pb_find_varint(body, body_len, 1), ml, m);
+		return 1;
+	}
+	if (which != t->expect) {
+		snprintf(why, why_size, "response body %u, wanted %u", which,
+		    t->expect);
+		return 1;
+	}
+	if (t->want_id) {
+		/* ServiceInfo.service (1) -> Service.id (1) */
+		if (pb_find_bytes(body, body_len, 1, &d, &dl) <= 0 ||
+		    pb_find_bytes(d, dl, 1, &d, &dl) <= 0 ||
+		    dl != t->want_id_len || memcmp(d, t->want_id, dl) != 0) {
+			snprintf(why, why_size,
+			    "GetService %s: another service or none",
+			    t->want_id);
+			return 1;
+		}
+	}
+	if (which == TWINROUTE__CLIENT__RESPONSE__BODY_HELLO &&
+	    pb_find_varint(body, body_len, 1) != CAT_PROTO_VERSION) {
+		snprintf(why, why_size, "the server speaks protocol version %" PRIu64,
+		    pb_find_varint(body, body_len, 1));
+		return 1;
+	}
+	*ret_ok = true;
+	return 1;
+}
+
+/* A bulk string of exactly b->size bytes is right; anything else is not. */
+static int
+redis_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
+    char *why, size_t why_size)
+{
+	const struct bench *b = c->b;
+	const uint8_t *buf = c->rbuf, *nl;
+	size_t line, total;
+	uint64_t n;
+	char num[24];
+
+	if (c->rlen == 0)
+		return 0;
+	nl = memchr(buf, '\n', MIN(c->rlen, (size_t)REDIS_LINE_MAX));
+	if (!nl) {
+		if (c->rlen >= REDIS_LINE_MAX) {
+			snprintf(why, why_size, "reply line too long");
+			return -1;
+		}
+		*ret_need = 0;
+		return 0;
+	}
+	line = (size_t)(nl - buf) + 1;
+	if (line < 3 || buf[line - 2] != '\r') {
+		snprintf(why, why_size, "reply line without CRLF");
+		return -1;
+	}
+	*ret_ok = false;
+	switch (buf[0]) {
+	case '-':
+		*ret_used = line;
+		snprintf(why, why_size, "error reply: %.*s",
+		    (int)MIN(line - 3, (size_t)200), (const char *)buf + 1);
+		return 1;
+	case '$':
+		break;
+	default:
+		snprintf(why, why_size, "unexpected reply type '%c'",
+		    buf[0] >= 0x20 && buf[0] < 0x7f ? buf[0] : '?');
+		return -1;
+	}
+	if (line == 5 && memcmp(buf, "$-1\r\n", 5) == 0) {
+		*ret_used = line;
+		snprintf(why, why_size, "nil reply: key missing");
+		return 1;
+	}
+	if (line - 3 >= sizeof(num)) {
+		snprintf(why, why_size, "bad bulk length");
+		return -1;
+	}
+	memcpy(num, buf + 1, line - 3);
+	num[line - 3] = '\0';
+	if (parse_u64(num, 0, REDIS_SIZE_MAX * 16u, &n) < 0) {
+		snprintf(why, why_size, "bad bulk length '%s'", num);
+		return -1;
+	}
+	total = line + (size_t)n + 2;
+	if (c->rlen < total) {
+		*ret_need = total;
+		return 0;
+	}
+	if (buf[total - 2] != '\r' || buf[total - 1] != '\n') {
+		snprintf(why, why_size, "bulk string without CRLF");
+		return -1;
+	}
+	*ret_used = total;
+	if (n != b->size) {
+		snprintf(why, why_size, "value of %" PRIu64 " bytes, wanted %zu",
+		    n, b->size);
+		return 1;
+	}
+	*ret_ok = true;
+	return 1;
+}
+
+static void
+conn_on_reply(struct conn *c, bool ok, const char *why, uint64_t now)
+{
+	struct bench *b = c->b;
+
+	if (c->state == CONN_HELLO) {
+		if (!ok) {
+			conn_fail(c, "Hello: %s", why);
+			return;
+		}
+		c->state = CONN_READY;
+		b->n_ready++;
+		bench_check_ready(b);
+		return;
+	}
+	c->state = CONN_READY;
+	if (!ok)
+		bench_error(b, "connection %u: %s", c->idx, why);
+	else if (b->phase == PHASE_MEASURE) {
+		hist_record(&b->hist, now - c->sent_ns);
+		b->requests++;
+	}
+	if (b->phase == PHASE_WARMUP || b->phase == PHASE_MEASURE)
+		conn_send_next(c, now);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct bench *b = c->b;
+	size_t used = 0, need = 0;
+	bool ok = false;
+	char why[320];
+	ssize_t n;
+	int r;
+
+	(void)what;
+	if (c->rlen == c->rcap) {
+		size_t cap = c->rcap * 2;
+		uint8_t *nb = realloc(c->rbuf, cap);
+
+		if (!nb)
+			die("out of memory");
+		c->rbuf = nb;
+		c->rcap = cap;
+	}
+	n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	if (n == 0) {
+		conn_fail(c, "closed by the server");
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		conn_fail(c, "read: %s", strerror(errno));
+		return;
+	}
+	c->rlen += (size_t)n;
+	if (c->state != CONN_BUSY && c->state != CONN_HELLO) {
+		conn_fail(c, "data from the server with no request outstanding");
+		return;
+	}
+	why[0] = '\0';
+	if (b->mode == MODE_CATALOG)
+		r = cat_reply(c, &used, &need, &ok, why, sizeof(why));
+	else
+		r = redis_reply(c, &used, &need, &ok, why, sizeof(why));
+	if (r < 0) {
+		conn_fail(c, "%s", why);
+		return;
+	}
+	if (r == 0) {
+		/* Grow now to the whole reply when its length is known. */
+		if (need > c->rcap) {
+			uint8_t *nb = realloc(c->rbuf, need);
+
+			if (!nb)
+				die("out of memory");
+			c->rbuf = nb;
+			c->rcap = need;
+		}
+		return;
+	}
+	if (used != c->rlen) {
+		conn_fail(c, "%zu bytes after the reply, with one request outstanding",
+		    c->rlen - used);
+		return;
+	}
+	c->rlen = 0;
+	conn_on_reply(c, ok, why, now_ns());
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct bench *b = c->b;
+	socklen_t len;
+	int err = 0;
+
+	(void)what;
+	if (c->state != CONN_CONNECTING) {
+		conn_flush(c);
+		return;
+	}
+	len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		conn_fail(c, "connect %s: %s", b->hostport, strerror(err));
+		return;
+	}
+	event_add(c->rev, NULL);
+	if (b->mode == MODE_CATALOG) {
+		c->state = CONN_HELLO;
+		conn_send(c, &b->hello, now_ns());
+		return;
+	}
+	c->state = CONN_READY;
+	b->n_ready++;
+	bench_check_ready(b);
+}
+
+static void
+conn_start(struct bench *b, unsigned idx)
+{
+	struct conn *c = &b->c[idx];
+	int one = 1;
+
+	c->b = b;
+	c->idx = idx;
+	c->state = CONN_CONNECTING;
+	c->rcap = b->mode == MODE_CATALOG ? CAT_RBUF_INIT : b->size + 64;
+	c->rbuf = malloc(c->rcap);
+	if (!c->rbuf)
+		die("out of memory");
+	c->fd = socket(b->addr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		die("socket: %s", strerror(errno));
+	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		die("TCP_NODELAY: %s", strerror(errno));
+	c->rev = event_new(b->base, c->fd, EV_READ | EV_PERSIST, conn_on_read,
+	    c);
+	c->wev = event_new(b->base, c->fd, EV_WRITE, conn_on_write, c);
+	if (!c->rev || !c->wev)
+		die("event_new failed");
+	if (connect(c->fd, (const struct sockaddr *)&b->addr, b->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		conn_fail(c, "connect %s: %s", b->hostport, strerror(errno));
+		return;
+	}
+	/* Connected or in progress: writable says which. */
+	event_add(c->wev, NULL);
+}
+
+static void
+bench_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench *b = arg;
+
+	(void)fd;
+	(void)what;
+	switch (b->phase) {
+	case PHASE_CONNECT:
+		for (unsigned i = 0; i < b->conns; i++) {
+			struct conn *c = &b->c[i];
+
+			if (c->state == CONN_CONNECTING || c->state == CONN_HELLO)
+				conn_fail(c, "not ready after %d s",
+				    BENCH_CONNECT_TIMEOUT);
+		}
+		return;
+	case PHASE_WARMUP:
+		b->phase = PHASE_MEASURE;
+		b->t_start = now_ns();
+		bench_timer_add(b, b->seconds);
+		return;
+	case PHASE_MEASURE:
+		bench_finish(b);
+		return;
+	case PHASE_DONE:
+		return;
+	}
+}
+
+static void
+bench_on_sigint(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench *b = arg;
+
+	(void)fd;
+	(void)what;
+	msg("interrupted");
+	bench_finish(b);
+}
+
+static void
+bench_run(struct bench *b)
+{
+	struct event_config *cfg;
+
+	cfg = event_config_new();
+	if (!cfg)
+		die("event_config_new failed");
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	b->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (!b->base)
+		die("event_base_new failed");
+	b->timer = evtimer_new(b->base, bench_on_timer, b);
+	b->sigint = evsignal_new(b->base, SIGINT, bench_on_sigint, b);
+	b->c = calloc(b->conns, sizeof(*b->c));
+	if (!b->timer || !b->sigint || !b->c)
+		die("out of memory");
+	evsignal_add(b->sigint, NULL);
+
+	b->phase = PHASE_CONNECT;
+	b->n_open = b->conns;
+	bench_timer_add(b, BENCH_CONNECT_TIMEOUT);
+	for (unsigned i = 0; i < b->conns; i++)
+		conn_start(b, i);
+	if (b->phase != PHASE_DONE)
+		event_base_dispatch(b->base);
+	if (b->phase != PHASE_DONE)
+		bench_finish(b);
+}
+
+static void
+bench_free(struct bench *b)
+{
+	for (unsigned i = 0; b->c && i < b->conns; i++) {
+		struct conn *c = &b->c[i];
+
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c->rbuf);
+	}
+	free(b->c);
+	if (b->timer)
+		event_free(b->timer);
+	if (b->sigint)
+		event_free(b->sigint);
+	if (b->base)
+		event_base_free(b->base);
+	for (int op = 0; op < OP__COUNT; op++) {
+		for (size_t i = 0; b->tmpls[op] && i < b->n_tmpls[op]; i++)
+			free(b->tmpls[op][i].buf);
+		free(b->tmpls[op]);
+	}
+	free(b->hello.buf);
+	strv_free(&b->ids);
+	strv_free(&b->cats);
+	strv_free(&b->words);
+}
+
+static int
+bench_report(const struct bench *b)
+{
+	const char *mode = b->mode == MODE_CATALOG ? "catalog" : "redis";
+	uint64_t elapsed = b->t_end > b->t_start ? b->t_end - b->t_start : 0;
+	double rps = elapsed ? (double)b->requests * 1e9 / (double)elapsed : 0;
+	double p50 = (double)hist_percentile(&b->hist, 50.0) / 1e3;
+	double p99 = (double)hist_percentile(&b->hist, 99.0) / 1e3;
+	double p999 = (double)hist_percentile(&b->hist, 99.9) / 1e3;
+	double max = (double)b->hist.max / 1e3;
+
+	fprintf(b->json ? stderr : stdout,
+	    "%s %s conns=%u secs=%u requests=%" PRIu64 " rps=%.0f"
+	    " p50=%.3fms p99=%.3fms p99.9=%.3fms max=%.3fms errors=%" PRIu64
+	    "\n",
+	    mode, b->mix, b->conns, b->seconds, b->requests, rps, p50 / 1e3,
+	    p99 / 1e3, p999 / 1e3, max / 1e3, b->errors);
+	if (b->json)
+		printf("{\"mode\":\"%s\",\"mix\":\"%s\",\"conns\":%u,"
+		    "\"seconds\":%u,\"requests\":%" PRIu64 ",\"rps\":%.1f,"
+		    "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+		    "\"max_us\":%.1f,\"errors\":%" PRIu64 "}\n",
+		    mode, b->mix, b->conns, b->seconds, b->requests, rps, p50,
+		    p99, p999, max, b->errors);
+	fflush(stdout);
+	if (b->errors > 0)
+		return 1;
+	if (b->requests == 0) {
+		msg("no request completed");
+		return 1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct bench b; /* the histogram is large: not on the stack */
+	int ret;
+
+	signal(SIGPIPE, SIG_IGN);
+	parse_args(&b, argc, argv);
+	resolve(&b);
+	raise_nofile(b.conns);
+	if (b.mode == MODE_CATALOG) {
+		cat_setup(&b);
+		cat_build(&b);
+	} else {
+		redis_setup(&b);
+		redis_build(&b);
+	}
+	bench_run(&b);
+	ret = bench_report(&b);
+	bench_free(&b);
+	return ret;
+}

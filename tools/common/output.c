@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: ISC */
+/* output.c -- shared CLI output: tables, key/value blocks, money, sizes, JSON */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "output.h"
+
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026, one column */
+
+struct out_cell {
+	char *text;     /* sanitized and cut */
+	size_t width;   /* display columns of text */
+};
+
+struct out_table {
+	size_t ncols;
+	size_t nrows;   /* rows after the header */
+	size_t cap;     /* rows allocated, header included */
+	enum out_align *align;
+	size_t *max;
+	struct out_cell *cells; /* (1 + nrows) * ncols; row 0 is the header */
+};
+
+/*
+ * Decode one UTF-8 sequence at s (s[0] != 0). Returns the bytes it takes
+ * (at least 1) and the code point in *ret_cp, or UINT32_MAX when invalid
+ * (overlong, surrogate, out of range, truncated).
+ */
+static size_t
+utf8_next(const unsigned char *s, uint32_t *ret_cp)
+{
+	uint32_t cp, min;
+	size_t n;
+
+	if (s[0] < 0x80) {
+		*ret_cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+		min = 0x80;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+		min = 0x800;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+		min = 0x10000;
+	} else {
+		*ret_cp = UINT32_MAX;
+		return 1;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			*ret_cp = UINT32_MAX;
+			return i; /* stops at NUL too */
+		}
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		cp = UINT32_MAX;
+	*ret_cp = cp;
+	return n;
+}
+
+/* Columns a code point takes; -1 for what must not reach a terminal. */
+static int
+cp_width(uint32_t cp)
+{
+	static const struct {
+		uint32_t lo, hi;
+	} zero[] = {
+		{ 0x0300, 0x036f }, { 0x0483, 0x0489 }, { 0x0591, 0x05bd },
+		{ 0x1ab0, 0x1aff }, { 0x1dc0, 0x1dff }, { 0x200b, 0x200d },
+		{ 0x20d0, 0x20ff }, { 0x3099, 0x309a }, { 0xfe00, 0xfe0f },
+		{ 0xfe20, 0xfe2f },
+	}, wide[] = {
+		{ 0x1100, 0x115f }, { 0x2e80, 0x303e }, { 0x3041, 0x33ff },
+		{ 0x3400, 0x4dbf }, { 0x4e00, 0x9fff }, { 0xa000, 0xa4cf },
+		{ 0xac00, 0xd7a3 }, { 0xf900, 0xfaff }, { 0xfe30, 0xfe4f },
+		{ 0xff00, 0xff60 }, { 0xffe0, 0xffe6 }, { 0x1f300, 0x1f64f },
+		{ 0x1f900, 0x1f9ff }, { 0x20000, 0x2fffd }, { 0x30000, 0x3fffd },
+	};
+
+	if (cp == UINT32_MAX || cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+		return -1;
+	/* Bidirectional overrides and isolates reorder what follows. */
+	if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return -1;
+	if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff)
+		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(zero); i++)
+		if (cp >= zero[i].lo && cp <= zero[i].hi)
+			return 0;
+	for (size_t i = 0; i < ELEMENTSOF(wide); i++)
+		if (cp >= wide[i].lo && cp <= wide[i].hi)
+			return 2;
+	return 1;
+}
+
+size_t
+out_width(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t w = 0;
+
+	if (!s)
+		return 0;
+	while (*p) {
+		uint32_t cp;
+		int cw;
+
+		p += utf8_next(p, &cp);
+		cw = cp_width(cp);
+		w += cw < 0 ? 1 : (size_t)cw;
+	}
+	return w;
+}
+
+/*
+ * A copy of s fit for a terminal: what cp_width() refuses becomes '?'.
+ * With max > 0, cut to at most max columns, the last one an ellipsis.
+ */
+static char *
+sanitize(const char *s, size_t max, size_t *ret_width)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t total = out_width(s), limit, w = 0, len = 0;
+	bool cut = max > 0 && total > max;
+	char *out;
+
+	out = malloc(strlen((const char *)p) + sizeof(ELLIPSIS));
+	if (!out)
+		return NULL;
+	limit = cut ? max - 1 : total;
+	while (*p) {
+		uint32_t cp;
+		size_t n = utf8_next(p, &cp);
+		int cw = cp_width(cp);
+
+		if ((cw < 0 ? 1 : (size_t)cw) + w > limit)
+			break;
+		if (cw < 0) {
+			out[len++] = '?';
+			w++;
+		} else {
+			memcpy(out + len, p, n);
+			len += n;
+			w += (size_t)cw;
+		}
+		p += n;
+	}
+	if (cut) {
+		memcpy(out + len, ELLIPSIS, strlen(ELLIPSIS));
+		len += strlen(ELLIPSIS);
+		w++;
+	}
+	out[len] = '\0';
+	*ret_width = w;
+	return out;
+}
+
+struct out_table *
+out_table_free(struct out_table *t)
+{
+	if (!t)
+		return NULL;
+	if (t->cells)
+		for (size_t i = 0; i < (t->nrows + 1) * t->ncols; i++)
+			free(t->cells[i].text);
+	free(t->cells);
+	free(t->align);
+	free(t->max);
+	free(t);
+	return NULL;
+}
+
+struct out_table *
+out_table_new(size_t ncols, const char *const *headers)
+{
+	struct out_table *t;
+
+	if (ncols == 0)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->ncols = ncols;
+	t->cap = 16;
+	t->align = calloc(ncols, sizeof(*t->align));
+	t->max = calloc(ncols, sizeof(*t->max));
+	t->cells = calloc(t->cap * ncols, sizeof(*t->cells));
+	if (!t->align || !t->max || !t->cells)
+		return out_table_free(t);
+	for (size_t i = 0; i < ncols; i++) {
+		t->max[i] = OUT_CELL_MAX_DEFAULT;
+		t->cells[i].text = sanitize(headers[i], 0, &t->cells[i].width);
+		if (!t->cells[i].text)
+			return out_table_free(t);
+	}
+	return t;
+}
+
+void
+out_table_set_align(struct out_table *t, size_t col, enum out_align a)
+{
+	if (t && col < t->ncols)
+		t->align[col] = a;
+}
+
+void
+out_table_set_max(struct out_table *t, size_t col, size_t max)
+{
+	if (t && col < t->ncols)
+		t->max[col] = max;
+}
+
+int
+out_table_add(struct out_table *t, const char *const *cells)
+{
+	struct out_cell *row;
+
+	if (!t)
+		return -EINVAL;
+	if (t->nrows + 1 == t->cap) {
+		struct out_cell *n;
+
+		if (t->cap > SIZE_MAX / 2 / t->ncols / sizeof(*n))
+			return -ENOMEM;
+		n = reallocarray(t->cells, t->cap * 2 * t->ncols, sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->cells = n;
+		t->cap *= 2;
+	}
+	row = t->cells + (t->nrows + 1) * t->ncols;
+	for (size_t i = 0; i < t->ncols; i++) {
+		row[i].text = sanitize(cells[i], t->max[i], &row[i].width);
+		if (!row[i].text) {
+			while (i-- > 0)
+				free(row[i].text);
+			return -ENOMEM;
+		}
+	}
+	t->nrows++;
+	return 0;
+}
+
+void
+out_table_print(const struct out_table *t, FILE *f)
+{
+	_cleanup_free_ size_t *width = NULL;
+
+	if (!t)
+		return;
+	width = calloc(t->ncols, sizeof(*width));
+	if (!width)
+		return;
+	for (size_t r = 0; r <= t->nrows; r++)
+		for (size_t c = 0; c < t->ncols; c++)
+			width[c] = MAX(width[c], t->cells[r * t->ncols + c].width);
+
+	for (size_t r = 0; r <= t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const struct out_cell *cell = &t->cells[r * t->ncols + c];
+			int pad = (int)(width[c] - cell->width);
+			bool last = c + 1 == t->ncols;
+
+			if (c > 0)
+				fputs("  ", f);
+			if (t->align[c] == OUT_ALIGN_RIGHT)
+				fprintf(f, "%*s%s", pad, "", cell->text);
+			else if (last)
+				fputs(cell->text, f);
+			else
+				fprintf(f, "%s%*s", cell->text, pad, "");
+		}
+		fputc('\n', f);
+	}
+}
+
+void
+out_kv(FILE *f, int keywidth, const char *key, const char *fmt, ...)
+{
+	_cleanup_free_ char *raw = NULL, *clean = NULL;
+	va_list ap;
+	size_t w;
+	int pad;
+
+	va_start(ap, fmt);
+	if (vasprintf(&raw, fmt, ap) < 0)
+		raw = NULL;
+	va_end(ap);
+	if (!raw)
+		return;
+	clean = sanitize(raw, 0, &w);
+	if (!clean)
+		return;
+	pad = keywidth - (int)strlen(key);
+	fprintf(f, "%s:%*s %s\n", key, pad > 0 ? pad : 0, "", clean);
+}
+
+/* Print one paragraph (no newlines in it) wrapped. */
+static void
+wrap_para(FILE *f, int indent, const char *s, size_t len)
+{
+	size_t col = 0;
+	size_t i = 0;
+
+	while (i < len) {
+		_cleanup_free_ char *word = NULL, *clean = NULL;
+		size_t start, w;
+
+		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
+			i++;
+		if (i == len)
+			break;
+		start = i;
+		while (i < len && s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+			i++;
+		word = strndup(s + start, i - start);
+		if (!word)
+			return;
+		clean = sanitize(word, 0, &w);
+		if (!clean)
+			return;
+		if (col > 0 && col + 1 + w > OUT_WRAP_WIDTH - (size_t)indent) {
+			fputc('\n', f);
+			col = 0;
+		}
+		if (col == 0) {
+			fprintf(f, "%*s%s", indent, "", clean);
+			col = w;
+		} else {
+			fprintf(f, " %s", clean);
+			col += 1 + w;
+		}
+	}
+	if (col > 0)
+		fputc('\n', f);
+}
+
+void
+out_wrap(FILE *f, int indent, const char *text)
+{
+	const char *p = text ? text : "";
+
+	if (indent < 0 || indent > OUT_WRAP_WIDTH / 2)
+		indent = 0;
+	for (;;) {
+		size_t len = strcspn(p, "\n");
+
+		if (len == 0 && *p == '\n')
+			fputc('\n', f); /* keep blank lines between paragraphs */
+		else
+			wrap_para(f, indent, p, len);
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+}
+
+int
+out_currency_exponent(const char *currency)
+{
+	static const char *const zero[] = {
+		"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+		"RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF",
+	};
+	static const char *const three[] = {
+		"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND",
+	};
+
+	if (!currency)
+		return 2;
+	for (size_t i = 0; i < ELEMENTSOF(zero); i++)
+		if (strcmp(currency, zero[i]) == 0)
+			return 0;
+	for (size_t i = 0; i < ELEMENTSOF(three); i++)
+		if (strcmp(currency, three[i]) == 0)
+			return 3;
+	return 2;
+}
+
+char *
+out_money(int64_t minor, const char *currency, char *buf, size_t size)
+{
+	int exp = out_currency_exponent(currency);
+	uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+	uint64_t div = exp == 0 ? 1 : exp == 3 ? 1000 : 100;
+	const char *sign = minor < 0 ? "-" : "";
+	const char *sep = currency && *currency ? " " : "";
+
+	if (!currency)
+		currency = "";
+	if (exp == 0)
+		snprintf(buf, size, "%s%" PRIu64 "%s%s", sign, mag, sep,
+		    currency);
+	else
+		snprintf(buf, size, "%s%" PRIu64 ".%0*" PRIu64 "%s%s", sign,
+		    mag / div, exp, mag % div, sep, currency);
+	return buf;
+}
+
+char *
+out_size(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {
+		"KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+	};
+	double v = (double)bytes;
+	size_t u = 0;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%" PRIu64 " B", bytes);
+		return buf;
+	}
+	v /= 1024.0;
+	while (v >= 1024.0 && u + 1 < ELEMENTSOF(units)) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+char *
+out_duration(uint64_t seconds, char *buf, size_t size)
+{
+	uint64_t d = seconds / 86400, h = seconds / 3600 % 24;
+	uint64_t m = seconds / 60 % 60, s = seconds % 60;
+
+	if (d > 0)
+		snprintf(buf, size, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64
+		    "m%02" PRIu64 "s", d, h, m, s);
+	else if (h > 0)
+		snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s",
+		    h, m, s);
+	else if (m > 0)
+		snprintf(buf, size, "%" PRIu64 "m%02" PRIu64 "s", m, s);
+	else
+		snprintf(buf, size, "%" PRIu64 "s", s);
+	return buf;
+}
+
+const char *
+out_yesno(bool b)
+{
+	return b ? "yes" : "no";
+}
+
+json_object *
+out_json_string(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+/* Add v under key; on failure v is released. false on ENOMEM. */
+static bool
+json_add(json_object *obj, const char *key, json_object *v)
+{
+	if (!v)
+		return false;
+	if (json_object_object_add(obj, key, v) < 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+json_object *
+out_json_provider(const Twinroute__Provider *p)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o || !p)
+		return o;
+	if (!json_add(o, "id", out_json_string(p->id)) ||
+	    !json_add(o, "name", out_json_string(p->name)) ||
+	    !json_add(o, "email", out_json_string(p->email)) ||
+	    !json_add(o, "fax", out_json_string(p->fax)) ||
+	    !json_add(o, "active", json_object_new_boolean(p->active))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_object *
+out_json_service(const Twinroute__Service *s)
+{
+	json_object *o = json_object_new_object();
+	int64_t minor = 0;
+	const char *cur = "";
+
+	if (!o || !s)
+		return o;
+	if (s->price) {
+		minor = s->price->minor;
+		cur = s->price->currency;
+	}
+	if (!json_add(o, "id", out_json_string(s->id)) ||
+	    !json_add(o, "provider", out_json_string(s->provider_id)) ||
+	    !json_add(o, "category", out_json_string(s->category)) ||
+	    !json_add(o, "name", out_json_string(s->name)) ||
+	    !json_add(o, "description", out_json_string(s->description)) ||
+	    !json_add(o, "price", json_object_new_int64(minor)) ||
+	    !json_add(o, "currency", out_json_string(cur)) ||
+	    !json_add(o, "active", json_object_new_boolean(s->active))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+out_json_print(json_object *obj, FILE *f)
+{
+	const char *s;
+
+	if (!obj)
+		return -ENOMEM;
+	s = json_object_to_json_string_ext(obj,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!s)
+		return -ENOMEM;
+	if (fputs(s, f) == EOF || fputc('\n', f) == EOF)
+		return -EIO;
+	return 0;
+}

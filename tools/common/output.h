@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: ISC */
+/* output.h -- shared CLI output: tables, key/value blocks, money, sizes, JSON */
+#ifndef TR_OUTPUT_H
+#define TR_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "common.pb-c.h"
+
+/* Cells wider than this are cut and end in "…", unless a column says else. */
+#define OUT_CELL_MAX_DEFAULT 40
+/* Text wrapped by out_wrap() fits in this many columns. */
+#define OUT_WRAP_WIDTH 72
+/* Big enough for out_money(), out_size() and out_duration(). */
+#define OUT_BUF_SIZE 64
+
+enum out_align {
+	OUT_ALIGN_LEFT = 0,
+	OUT_ALIGN_RIGHT,
+};
+
+struct out_table;
+
+/* A table with ncols columns named by headers (copied). NULL on ENOMEM. */
+struct out_table *out_table_new(size_t ncols, const char *const *headers);
+struct out_table *out_table_free(struct out_table *t);
+void out_table_set_align(struct out_table *t, size_t col, enum out_align a);
+/* Cut cells of col to max display columns (0: no limit). */
+void out_table_set_max(struct out_table *t, size_t col, size_t max);
+/* Append a row of ncols cells (copied; NULL prints as ""). 0 or -ENOMEM. */
+int out_table_add(struct out_table *t, const char *const *cells);
+/*
+ * Print the header and the rows, two spaces between columns, no trailing
+ * blanks. Control characters and bad UTF-8 print as '?'.
+ */
+void out_table_print(const struct out_table *t, FILE *f);
+
+/* Display columns of a UTF-8 string (East Asian wide: 2, combining: 0). */
+size_t out_width(const char *s);
+
+/* "key: value" with the value padded to start at column keywidth + 2. */
+void out_kv(FILE *f, int keywidth, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Word-wrap text to OUT_WRAP_WIDTH, each line starting with indent spaces. */
+void out_wrap(FILE *f, int indent, const char *text);
+
+/* Decimal places of an ISO 4217 currency: 0, 2 (default) or 3. */
+int out_currency_exponent(const char *currency);
+/* "1234.56 EUR", "1500 JPY", "-0.05 USD". Returns buf. */
+char *out_money(int64_t minor, const char *currency, char *buf, size_t size);
+/* "512 B", "1.5 KiB", "2.0 GiB". Returns buf. */
+char *out_size(uint64_t bytes, char *buf, size_t size);
+/* "45s", "3m05s", "1h02m03s", "2d03h04m05s". Returns buf. */
+char *out_duration(uint64_t seconds, char *buf, size_t size);
+const char *out_yesno(bool b);
+
+/*
+ * JSON. The out_json_* constructors return a new object or NULL on ENOMEM.
+ * Provider: id, name, email, fax, active. Service: id, provider, category,
+ * name, description, price (integer minor units), currency, active.
+ */
+json_object *out_json_provider(const Twinroute__Provider *p);
+json_object *out_json_service(const Twinroute__Service *s);
+/* A string that is never NULL ("" for NULL). */
+json_object *out_json_string(const char *s);
+/* Print obj as one pretty JSON document and a newline. 0 or -ENOMEM/-EIO. */
+int out_json_print(json_object *obj, FILE *f);
+
+#endif
