@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,7 +67,11 @@ load_config(struct config *cfg, struct config_err *err)
 {
 	int r;
 
-	config_defaults(cfg);
+	r = config_defaults(cfg);
+	if (r < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return r;
+	}
 	r = config_load(cfg, config_path, err);
 	if (r == -ENOENT && !config_path_given)
 		r = 0;  /* no file at the default path: embedded defaults */
@@ -306,7 +311,7 @@ main(int argc, char **argv)
 	struct event *sig_term, *sig_int, *sig_hup;
 	SSL_CTX *ssl_ctx = NULL;
 	bool foreground = false, test_only = false;
-	int ch, r;
+	int ch, r, facility;
 
 	config_path = CONFIG_PATH_DEFAULT;
 	while ((ch = getopt_long(argc, argv, "c:ftVh", longopts, NULL)) != -1) {
@@ -359,7 +364,9 @@ main(int argc, char **argv)
 		cfg.log_target = foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
 	if (!foreground)
 		daemonize();
-	log_init("twinrouted", cfg.log_target, cfg.log_level);
+	if (config_syslog_facility(cfg.syslog_facility, &facility) < 0)
+		facility = LOG_DAEMON;  /* config_load has refused bad names */
+	log_init("twinrouted", cfg.log_target, cfg.log_level, facility);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST)

@@ -96,7 +96,7 @@ wait_fd(int fd, short events, int64_t deadline)
 		}
 		if (r == 0)
 			continue; /* the deadline check above decides */
-		/* Errors and hang-ups: let the next read or write report them. */
+		/* Errors and hang-ups: the next read or write reports them. */
 		return 0;
 	}
 }
@@ -171,8 +171,8 @@ connect_addr(const struct addrinfo *ai, int timeout_ms)
 	socklen_t len;
 	int err, r, one = 1;
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    ai->ai_protocol);
+	fd = socket(ai->ai_family,
+	    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -288,8 +288,9 @@ conn_tls_start(struct tr_conn *c, const struct tr_conn_opts *o,
 			return errno != 0 ? -errno : -ECONNRESET;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 		if (SSL_get_verify_result(ssl) != X509_V_OK)
-			ERR_raise_data(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED,
-			    "%s", X509_verify_cert_error_string(
+			ERR_raise_data(ERR_LIB_SSL,
+			    SSL_R_CERTIFICATE_VERIFY_FAILED, "%s",
+			    X509_verify_cert_error_string(
 			    SSL_get_verify_result(ssl)));
 #endif
 		return -EPROTO;

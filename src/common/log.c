@@ -13,6 +13,7 @@
 static const char *log_ident = "twinroute";
 static enum log_target log_target = LOG_TARGET_STDERR;
 static enum log_level log_level = LOG_LEVEL_INFO;
+static int log_facility = LOG_DAEMON;
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERR] = "err",
@@ -29,13 +30,15 @@ static const int level_prio[] = {
 };
 
 void
-log_init(const char *ident, enum log_target target, enum log_level level)
+log_init(const char *ident, enum log_target target, enum log_level level,
+    int facility)
 {
 	log_ident = ident;
 	log_target = target;
 	log_level = level;
+	log_facility = facility;
 	if (target == LOG_TARGET_SYSLOG)
-		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
 
 void
@@ -55,7 +58,7 @@ log_reopen(void)
 {
 	if (log_target == LOG_TARGET_SYSLOG) {
 		closelog();
-		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		openlog(log_ident, LOG_PID | LOG_NDELAY, log_facility);
 	}
 }
 

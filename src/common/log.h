@@ -17,8 +17,10 @@ enum log_target {
 	LOG_TARGET_SYSLOG,
 };
 
-/* ident is kept by pointer: pass a string literal or program name. */
-void log_init(const char *ident, enum log_target target, enum log_level level);
+/* ident is kept by pointer: pass a string literal or program name.
+ * facility: a syslog facility (LOG_DAEMON, LOG_LOCAL0, ...). */
+void log_init(const char *ident, enum log_target target, enum log_level level,
+    int facility);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Reopen the log destination (SIGHUP). */

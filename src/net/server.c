@@ -336,6 +336,14 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct listener *l = c->l;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done. */
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		log_debug("%016" PRIx64 " %s peer=%s %s %s", c->id,
+		    l->ops->name, c->peer, ssl ? SSL_get_version(ssl) : "",
+		    ssl ? SSL_get_cipher_name(ssl) : "");
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("%016" PRIx64 " %s peer=%s idle timeout (%s), closing",
 		    c->id, l->ops->name, c->peer,

@@ -144,6 +144,42 @@ def test_import_all_or_nothing(make):
         os.unlink(path)
 
 
+def test_full_store_keeps_serving_reads(make):
+    # The smallest map the config allows, filled with long descriptions.
+    d = make("[store]\nmap_size = 1M\n").start()
+    d.ctl("catalog", "import", SAMPLE_CATALOG)
+    desc = "x" * 3900
+    path = os.path.join(d.dir, "batch.jsonl")
+    full = None
+    for batch in range(200):
+        with open(path, "w") as f:
+            for i in range(10):
+                f.write('{"type":"service","id":"big-%d-%d","provider":'
+                        '"fuji-travel","category":"bulk","name":"Bulk %d",'
+                        '"description":"%s","price":1,"currency":"JPY"}\n'
+                        % (batch, i, i, desc))
+        r = d.ctl("catalog", "import", path, json_out=False, check=False)
+        if r.returncode != 0:
+            full = r
+            break
+    check(full is not None, "the 1 MiB map never filled")
+    check(full.returncode == 1 and "store full" in full.stderr,
+          "a clear error: %d %r" % (full.returncode, full.stderr))
+    # Reads go on: the catalog, search, status; and the failed batch left
+    # nothing behind.
+    check(d.client("show", "trv-fuji")["id"] == "trv-fuji", "reads served")
+    check(d.client("search", "onsen")["total"] == 1, "search served")
+    st = d.ctl("status")
+    check(st["services"] == 12 + 10 * batch, "no partial batch: %r" % st)
+    check(st["store_used_bytes"] <= st["store_map_bytes"], "status shows use")
+    # Removing something frees room for writes again.
+    for i in range(10):
+        d.ctl("service", "remove", "big-0-%d" % i)
+    d.ctl("service", "add", "after-full", "--provider", "fuji-travel",
+          "--category", "misc", "--name", "Small", "--price", "1",
+          "--currency", "JPY")
+
+
 def test_usage_errors(make):
     d = make().start()
     r = d.ctl("frobnicate", json_out=False, check=False)
@@ -159,4 +195,4 @@ def test_usage_errors(make):
 if __name__ == "__main__":
     main([test_import_and_browse, test_search,
           test_provider_and_service_admin, test_import_all_or_nothing,
-          test_usage_errors])
+          test_full_store_keeps_serving_reads, test_usage_errors])

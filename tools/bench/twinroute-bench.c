@@ -1547,10 +1547,10 @@ redis_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
 		snprintf(why, why_size, "reply line without CRLF");
 		return -1;
 	}
-	*ret_ok = false;
 	switch (buf[0]) {
 	case '-':
 		*ret_used = line;
+		*ret_ok = false;
 		snprintf(why, why_size, "error reply: %.*s",
 		    (int)MIN(line - 3, (size_t)200), (const char *)buf + 1);
 		return 1;
@@ -1563,6 +1563,7 @@ redis_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
 	}
 	if (line == 5 && memcmp(buf, "$-1\r\n", 5) == 0) {
 		*ret_used = line;
+		*ret_ok = false;
 		snprintf(why, why_size, "nil reply: key missing");
 		return 1;
 	}
@@ -1587,6 +1588,7 @@ redis_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
 	}
 	*ret_used = total;
 	if (n != b->size) {
+		*ret_ok = false;
 		snprintf(why, why_size, "value of %" PRIu64 " bytes, wanted %zu",
 		    n, b->size);
 		return 1;

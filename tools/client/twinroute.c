@@ -274,8 +274,8 @@ code_name(Twinroute__ErrorCode code)
 {
 	const ProtobufCEnumValue *v;
 
-	v = protobuf_c_enum_descriptor_get_value(&twinroute__error_code__descriptor,
-	    code);
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__error_code__descriptor, code);
 	return v ? v->name : "unknown error code";
 }
 
@@ -346,10 +346,20 @@ call(struct ctx *ctx, Twinroute__Client__Request *req,
 		return EXIT_USAGE;
 	}
 	r = tr_conn_send(ctx->conn, &req->base);
-	if (r < 0)
-		return fail("%s: cannot send the request: %s", ctx->addr,
-		    tr_strerror(r));
-	r = tr_conn_recv(ctx->conn, CLIENT_RECV_MAX, &buf, &len);
+	if (r < 0) {
+		int sr = r;
+
+		/* A refusal sent on accept may be waiting: read it first. */
+		if (sr != -EPIPE && sr != -ECONNRESET)
+			return fail("%s: cannot send the request: %s",
+			    ctx->addr, tr_strerror(sr));
+		r = tr_conn_recv(ctx->conn, CLIENT_RECV_MAX, &buf, &len);
+		if (r < 0)
+			return fail("%s: cannot send the request: %s",
+			    ctx->addr, tr_strerror(sr));
+	} else {
+		r = tr_conn_recv(ctx->conn, CLIENT_RECV_MAX, &buf, &len);
+	}
 	if (r == -ECONNRESET && !ctx->hello_done && !ctx->opts.tls)
 		return fail("%s: the server closed the connection (if it "
 		    "speaks TLS, add --tls)", ctx->addr);
@@ -637,7 +647,8 @@ cmd_services(struct ctx *ctx, const struct cmd *cmd, int argc, char **argv)
 		token = malloc(sl->next_page_token.len);
 		if (!token)
 			return fail("out of memory");
-		memcpy(token, sl->next_page_token.data, sl->next_page_token.len);
+		memcpy(token, sl->next_page_token.data,
+		    sl->next_page_token.len);
 		token_len = sl->next_page_token.len;
 	}
 	if (a)
@@ -843,8 +854,8 @@ main(int argc, char **argv)
 			    argv[optind - 1]);
 		default:
 			if (optopt)
-				return usage_error(false, "unknown option '-%c'",
-				    optopt);
+				return usage_error(false,
+				    "unknown option '-%c'", optopt);
 			return usage_error(false, "unknown option '%s'",
 			    argv[optind - 1]);
 		}

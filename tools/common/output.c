@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* output.c -- shared CLI output: tables, key/value blocks, money, sizes, JSON */
+/* output.c -- shared CLI output: tables, key/value, money, sizes, JSON */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -85,7 +85,8 @@ cp_width(uint32_t cp)
 		{ 0x3400, 0x4dbf }, { 0x4e00, 0x9fff }, { 0xa000, 0xa4cf },
 		{ 0xac00, 0xd7a3 }, { 0xf900, 0xfaff }, { 0xfe30, 0xfe4f },
 		{ 0xff00, 0xff60 }, { 0xffe0, 0xffe6 }, { 0x1f300, 0x1f64f },
-		{ 0x1f900, 0x1f9ff }, { 0x20000, 0x2fffd }, { 0x30000, 0x3fffd },
+		{ 0x1f900, 0x1f9ff }, { 0x20000, 0x2fffd },
+		{ 0x30000, 0x3fffd },
 	};
 
 	if (cp == UINT32_MAX || cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
@@ -262,13 +263,18 @@ out_table_print(const struct out_table *t, FILE *f)
 	width = calloc(t->ncols, sizeof(*width));
 	if (!width)
 		return;
-	for (size_t r = 0; r <= t->nrows; r++)
+	for (size_t r = 0; r <= t->nrows; r++) {
+		const struct out_cell *row = t->cells + r * t->ncols;
+
 		for (size_t c = 0; c < t->ncols; c++)
-			width[c] = MAX(width[c], t->cells[r * t->ncols + c].width);
+			width[c] = MAX(width[c], row[c].width);
+	}
 
 	for (size_t r = 0; r <= t->nrows; r++) {
+		const struct out_cell *row = t->cells + r * t->ncols;
+
 		for (size_t c = 0; c < t->ncols; c++) {
-			const struct out_cell *cell = &t->cells[r * t->ncols + c];
+			const struct out_cell *cell = &row[c];
 			int pad = (int)(width[c] - cell->width);
 			bool last = c + 1 == t->ncols;
 
@@ -357,7 +363,7 @@ out_wrap(FILE *f, int indent, const char *text)
 		size_t len = strcspn(p, "\n");
 
 		if (len == 0 && *p == '\n')
-			fputc('\n', f); /* keep blank lines between paragraphs */
+			fputc('\n', f); /* blank lines between paragraphs */
 		else
 			wrap_para(f, indent, p, len);
 		if (p[len] == '\0')
@@ -392,7 +398,8 @@ char *
 out_money(int64_t minor, const char *currency, char *buf, size_t size)
 {
 	int exp = out_currency_exponent(currency);
-	uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+	uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor :
+	    (uint64_t)minor;
 	uint64_t div = exp == 0 ? 1 : exp == 3 ? 1000 : 100;
 	const char *sign = minor < 0 ? "-" : "";
 	const char *sep = currency && *currency ? " " : "";

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* output.h -- shared CLI output: tables, key/value blocks, money, sizes, JSON */
+/* output.h -- shared CLI output: tables, key/value, money, sizes, JSON */
 #ifndef TR_OUTPUT_H
 #define TR_OUTPUT_H
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* twinroutectl.c -- the admin CLI: one request to twinrouted's control socket */
+/* twinroutectl.c -- the admin CLI: one request to the control socket */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,7 +27,7 @@
 #define CONTROL_SOCKET_ENV "TWINROUTE_CONTROL"
 /* An import of a large catalog waits for its commit. */
 #define CTL_TIMEOUT_MS 60000
-/* Import files are read whole; a file this large cannot pack under the frame limit. */
+/* Import files are read whole; past this they cannot fit in one frame. */
 #define IMPORT_FILE_MAX (4 * (size_t)CTL_FRAME_MAX)
 
 enum {
@@ -235,7 +235,8 @@ parse_args(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv,
 			continue;
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			print_command(stdout, "usage: " PROG " ", &ctl_cmds[cmd]);
+			print_command(stdout, "usage: " PROG " ",
+			    &ctl_cmds[cmd]);
 			printf("%s\n", ctl_cmds[cmd].help);
 			return EXIT_OK;
 		}
@@ -273,7 +274,8 @@ require_opts(enum ctl_cmd cmd, const struct opt *opts, size_t nopts)
 {
 	for (size_t i = 0; i < nopts; i++)
 		if (!opts[i].value)
-			return cmd_usage_error(cmd, "missing --%s", opts[i].name);
+			return cmd_usage_error(cmd, "missing --%s",
+			    opts[i].name);
 	return -1;
 }
 
@@ -350,10 +352,20 @@ ctl_call(const struct ctx *ctx, Twinroute__Ctl__CtlRequest *req,
 		    tr_strerror(r));
 
 	r = tr_conn_send(c, &req->base);
-	if (r < 0)
-		return fail("%s: cannot send the request: %s", ctx->socket,
-		    tr_strerror(r));
-	r = tr_conn_recv(c, CTL_FRAME_MAX, &buf, &len);
+	if (r < 0) {
+		int sr = r;
+
+		/* A refusal sent on accept may be waiting: read it first. */
+		if (sr != -EPIPE && sr != -ECONNRESET)
+			return fail("%s: cannot send the request: %s",
+			    ctx->socket, tr_strerror(sr));
+		r = tr_conn_recv(c, CTL_FRAME_MAX, &buf, &len);
+		if (r < 0)
+			return fail("%s: cannot send the request: %s",
+			    ctx->socket, tr_strerror(sr));
+	} else {
+		r = tr_conn_recv(c, CTL_FRAME_MAX, &buf, &len);
+	}
 	if (r == -ECONNRESET)
 		return fail("%s: the daemon closed the connection without "
 		    "a reply", ctx->socket);
@@ -387,8 +399,8 @@ error_message(const Twinroute__Error *e)
 
 	if (e->message && *e->message)
 		return e->message;
-	v = protobuf_c_enum_descriptor_get_value(&twinroute__error_code__descriptor,
-	    e->code);
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__error_code__descriptor, e->code);
 	return v ? v->name : "request refused";
 }
 
@@ -396,7 +408,8 @@ error_message(const Twinroute__Error *e)
 static int
 refused(const Twinroute__Ctl__CtlResponse *resp)
 {
-	if (!resp->error || resp->error->code == TWINROUTE__ERROR_CODE__ERR_NONE)
+	if (!resp->error ||
+	    resp->error->code == TWINROUTE__ERROR_CODE__ERR_NONE)
 		return -1;
 	fprintf(stderr, PROG ": %s\n", error_message(resp->error));
 	return EXIT_REFUSED;
@@ -457,11 +470,13 @@ cmd_status(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 		return fail("%s: the reply carries no status", ctx->socket);
 
 	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+		_cleanup_(json_object_putp) json_object *o = NULL;
 
+		o = json_object_new_object();
 		if (!o)
 			return fail("out of memory");
-		json_object_object_add(o, "version", out_json_string(s->version));
+		json_object_object_add(o, "version",
+		    out_json_string(s->version));
 		json_object_object_add(o, "pid", json_object_new_int64(s->pid));
 		json_object_object_add(o, "uptime_seconds",
 		    json_object_new_uint64(s->uptime_seconds));
@@ -519,7 +534,8 @@ static int
 cmd_provider_add(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 {
 	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	struct opt opts[] = { { "name", NULL }, { "email", NULL }, { "fax", NULL } };
+	struct opt opts[] = { { "name", NULL }, { "email", NULL },
+	    { "fax", NULL } };
 	static const char *const posnames[] = { "ID" };
 	char *pos[1];
 	Twinroute__Ctl__CtlRequest req;
@@ -641,11 +657,15 @@ json_providers(Twinroute__Provider *const *v, size_t n)
 {
 	json_object *a = json_object_new_array();
 
-	for (size_t i = 0; a && i < n; i++)
-		if (json_object_array_add(a, out_json_provider(v[i])) < 0) {
+	for (size_t i = 0; a && i < n; i++) {
+		json_object *o = out_json_provider(v[i]);
+
+		if (!o || json_object_array_add(a, o) < 0) {
+			json_object_put(o);
 			json_object_put(a);
 			return NULL;
 		}
+	}
 	return a;
 }
 
@@ -703,8 +723,11 @@ cmd_provider_show(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 		return fail("%s: the reply carries no provider", ctx->socket);
 	p = resp->providers[0];
 	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = out_json_provider(p);
-		json_object *a = json_services(resp->services, resp->n_services);
+		_cleanup_(json_object_putp) json_object *o = NULL;
+		json_object *a;
+
+		o = out_json_provider(p);
+		a = json_services(resp->services, resp->n_services);
 
 		if (!o || !a || json_object_object_add(o, "services", a) < 0) {
 			json_object_put(a);
@@ -739,7 +762,8 @@ cmd_provider_disable(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 		json_object *o;
 
 		if (resp->n_providers > 0)
-			return print_json(out_json_provider(resp->providers[0]));
+			return print_json(
+			    out_json_provider(resp->providers[0]));
 		o = json_object_new_object();
 		if (o) {
 			json_object_object_add(o, "id", out_json_string(id));
@@ -760,15 +784,17 @@ print_service_result(const struct ctx *ctx,
 {
 	if (ctx->json) {
 		const Twinroute__Service *s = sent;
+		json_object *o;
 
 		if (resp->n_services > 0)
 			s = resp->services[0];
 		if (s)
 			return print_json(out_json_service(s));
-		json_object *o = json_object_new_object();
+		o = json_object_new_object();
 		if (o) {
 			json_object_object_add(o, "id", out_json_string(id));
-			json_object_object_add(o, what, json_object_new_boolean(true));
+			json_object_object_add(o, what,
+			    json_object_new_boolean(true));
 		}
 		return print_json(o);
 	}
@@ -935,12 +961,14 @@ cmd_service_remove(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 	if (r != EXIT_OK)
 		return r;
 	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+		_cleanup_(json_object_putp) json_object *o = NULL;
 
+		o = json_object_new_object();
 		if (!o)
 			return fail("out of memory");
 		json_object_object_add(o, "id", out_json_string(id));
-		json_object_object_add(o, "removed", json_object_new_boolean(true));
+		json_object_object_add(o, "removed",
+		    json_object_new_boolean(true));
 		return print_json(TAKE_PTR(o));
 	}
 	printf("service %s removed\n", id);
@@ -1183,8 +1211,8 @@ import_object(struct import *im, unsigned long line, json_object *obj)
 		r = import_check_keys(im, line, obj, t, service_keys,
 		    ELEMENTSOF(service_keys));
 	else
-		return import_error(im, line, "unknown type \"%s\" (\"provider\" "
-		    "or \"service\")", t);
+		return import_error(im, line, "unknown type \"%s\" "
+		    "(\"provider\" or \"service\")", t);
 	if (r >= 0)
 		return r;
 
@@ -1403,7 +1431,8 @@ cmd_catalog_import(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 	r = ctl_call(ctx, &req, &resp);
 	if (r != EXIT_OK)
 		goto out;
-	if (resp->error && resp->error->code != TWINROUTE__ERROR_CODE__ERR_NONE) {
+	if (resp->error &&
+	    resp->error->code != TWINROUTE__ERROR_CODE__ERR_NONE) {
 		int32_t idx = resp->error->index;
 
 		if (idx >= 0 && (size_t)idx < im.n)
@@ -1487,8 +1516,8 @@ main(int argc, char **argv)
 			    argv[optind - 1]);
 		default:
 			if (optopt)
-				return usage_error(false, "unknown option '-%c'",
-				    optopt);
+				return usage_error(false,
+				    "unknown option '-%c'", optopt);
 			return usage_error(false, "unknown option '%s'",
 			    argv[optind - 1]);
 		}
