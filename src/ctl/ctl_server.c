@@ -175,13 +175,25 @@ ctl_status(struct conn *c, const CtlRequest *req)
 	ctl_reply(c, &resp);
 }
 
+/* The durable reply to a write that leaves one provider. */
+static void
+ctl_reply_provider(struct conn *c, const CtlRequest *req, uint64_t seq,
+    const Twinroute__Provider *provider)
+{
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	Twinroute__Provider *p = unconst(provider);
+
+	resp.id = req->id;
+	resp.n_providers = p ? 1 : 0;
+	resp.providers = &p;
+	ctl_reply_durable(c, seq, &resp);
+}
+
 static void
 ctl_provider_add(struct conn *c, const CtlRequest *req)
 {
 	struct daemon *d = conn_ctx(c);
-	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 	struct catalog_err cerr = { .index = -1 };
-	Twinroute__Provider *p;
 	uint64_t seq;
 	int r;
 
@@ -196,11 +208,8 @@ ctl_provider_add(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: provider %s added", req->provider->id);
-	p = unconst(catalog_provider(d->catalog, req->provider->id));
-	resp.id = req->id;
-	resp.n_providers = p ? 1 : 0;
-	resp.providers = &p;
-	ctl_reply_durable(c, seq, &resp);
+	ctl_reply_provider(c, req, seq,
+	    catalog_provider(d->catalog, req->provider->id));
 }
 
 static const Twinroute__Provider **
@@ -285,9 +294,7 @@ static void
 ctl_provider_disable(struct conn *c, const CtlRequest *req)
 {
 	struct daemon *d = conn_ctx(c);
-	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 	struct catalog_err cerr = { .index = -1 };
-	Twinroute__Provider *p;
 	uint64_t seq;
 	int r;
 
@@ -297,11 +304,7 @@ ctl_provider_disable(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: provider %s disabled", req->target);
-	p = unconst(catalog_provider(d->catalog, req->target));
-	resp.id = req->id;
-	resp.n_providers = p ? 1 : 0;
-	resp.providers = &p;
-	ctl_reply_durable(c, seq, &resp);
+	ctl_reply_provider(c, req, seq, catalog_provider(d->catalog, req->target));
 }
 
 static void

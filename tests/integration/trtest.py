@@ -241,8 +241,11 @@ class Daemon:
         if os.path.exists(addr_file):
             os.unlink(addr_file)
         self.logf = open(self.log_path, "a")
+        # TWINROUTE_DAEMON_WRAPPER="valgrind --error-exitcode=66" runs the
+        # daemon under a checker; its exit status is checked at stop.
+        wrapper = os.environ.get("TWINROUTE_DAEMON_WRAPPER", "").split()
         self.proc = subprocess.Popen(
-            [DAEMON, "-f", "-c", self.conf_path],
+            wrapper + [DAEMON, "-f", "-c", self.conf_path],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
         deadline = time.time() + timeout
         while time.time() < deadline:
