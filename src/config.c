@@ -93,6 +93,19 @@ static const struct config_key config_keys[] = {
 	    FIELD(control_max_connections), 1, 1024 },
 	{ "control", "idle_timeout", CONFIG_T_DURATION,
 	    FIELD(control_idle_timeout), 1, DAY_SECS },
+
+	{ "vault", "path", CONFIG_T_PATH_OPT,
+	    FIELD(vault_path), 0, 0 },
+	{ "vault", "map_size", CONFIG_T_SIZE,
+	    FIELD(vault_map_size), MIB, TIB },
+	{ "vault", "key_file", CONFIG_T_PATH_OPT,
+	    FIELD(vault_key_file), 0, 0 },
+	{ "vault", "audit_log", CONFIG_T_PATH_OPT,
+	    FIELD(vault_audit_log), 0, 0 },
+	{ "vault", "order_limit", CONFIG_T_UINT,
+	    FIELD(vault_order_limit), 1, UINT32_MAX },
+	{ "vault", "daily_limit", CONFIG_T_UINT,
+	    FIELD(vault_daily_limit), 1, UINT32_MAX },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -915,7 +928,10 @@ config_finish(struct config *cfg, struct config_err *err)
 		}
 	if (config_derive(&cfg->store_path, cfg->state_dir, "broker") < 0 ||
 	    config_derive(&cfg->control_socket, cfg->state_dir,
-	    "control.sock") < 0) {
+	    "control.sock") < 0 ||
+	    config_derive(&cfg->vault_path, cfg->state_dir, "vault") < 0 ||
+	    config_derive(&cfg->vault_audit_log, cfg->state_dir,
+	    "audit.log") < 0) {
 		config_set_err(err, "out of memory");
 		return -ENOMEM;
 	}
@@ -934,6 +950,11 @@ config_finish(struct config *cfg, struct config_err *err)
 		    "client.output_limit: less than twice client.max_frame (%s): %s",
 		    a, b);
 	}
+	if (cfg->vault_order_limit > cfg->vault_daily_limit)
+		return config_finish_fail(cfg, err,
+		    "vault.order_limit: more than vault.daily_limit (%" PRIu32
+		    "): %" PRIu32, cfg->vault_daily_limit,
+		    cfg->vault_order_limit);
 	if (cfg->client_page_size > cfg->client_page_size_max)
 		return config_finish_fail(cfg, err,
 		    "client.page_size: more than client.page_size_max (%" PRIu32
@@ -962,6 +983,9 @@ config_defaults(struct config *cfg)
 		.client_page_size_max = 500,
 		.control_max_connections = 16,
 		.control_idle_timeout = 60,
+		.vault_map_size = 256 * MIB,
+		.vault_order_limit = 1000000,
+		.vault_daily_limit = 3000000,
 	};
 	cfg->state_dir = strdup(CONFIG_STATE_DIR_DEFAULT);
 	cfg->pid_file = strdup("");
@@ -972,7 +996,11 @@ config_defaults(struct config *cfg)
 	cfg->client_tls_key = strdup("");
 	cfg->control_socket = strdup("");
 	cfg->control_admin_group = strdup("");
-	if (!cfg->state_dir || !cfg->pid_file || !cfg->syslog_facility ||
+	cfg->vault_path = strdup("");
+	cfg->vault_key_file = strdup("");
+	cfg->vault_audit_log = strdup("");
+	if (!cfg->vault_path || !cfg->vault_key_file || !cfg->vault_audit_log ||
+	    !cfg->state_dir || !cfg->pid_file || !cfg->syslog_facility ||
 	    !cfg->store_path || !cfg->client_listen || !cfg->client_tls_cert ||
 	    !cfg->client_tls_key || !cfg->control_socket ||
 	    !cfg->control_admin_group) {

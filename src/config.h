@@ -52,6 +52,14 @@ struct config {
 	uint32_t control_max_connections; /* default 16 */
 	uint32_t control_idle_timeout;    /* seconds, default 60 */
 
+	/* [vault] */
+	char *vault_path;         /* default STATE_DIR/vault */
+	uint64_t vault_map_size;  /* default 256 MiB */
+	char *vault_key_file;     /* default "": Shamir shares, start sealed */
+	char *vault_audit_log;    /* default STATE_DIR/audit.log */
+	uint32_t vault_order_limit; /* minor units per authentication, default 1000000 */
+	uint32_t vault_daily_limit; /* minor units per member and currency in 24 h, default 3000000 */
+
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;
 };

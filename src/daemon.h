@@ -17,6 +17,8 @@
 struct store;
 struct catalog;
 struct listener;
+struct vault;
+struct worker;
 
 struct daemon {
 	struct event_base *base;
@@ -25,6 +27,8 @@ struct daemon {
 	struct catalog *catalog;
 	struct listener *client_l;
 	struct listener *control_l;
+	struct vault *vault;      /* the sealed card vault's thread */
+	struct worker *hasher;    /* scrypt, off the loop */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "catalog/catalog.h"
+#include "common/worker.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "config-build.h"
@@ -27,6 +30,7 @@
 #include "daemon.h"
 #include "net/server.h"
 #include "store/store.h"
+#include "vault/vault.h"
 
 /* How long a stop waits for in-flight replies before closing anyway. */
 #define SHUTDOWN_GRACE_SECONDS 10
@@ -170,7 +174,8 @@ shutdown_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	open_conns = listener_conn_count(d->client_l) +
 	    listener_conn_count(d->control_l);
-	pending = store_sync_pending(d->store);
+	pending = store_sync_pending(d->store) + vault_pending(d->vault) +
+	    worker_pending(d->hasher);
 	if (open_conns == 0 && pending == 0) {
 		event_base_loopbreak(d->base);
 		return;
@@ -364,6 +369,13 @@ main(int argc, char **argv)
 		cfg.log_target = foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
 	if (!foreground)
 		daemonize();
+	/* Card data and keys live in this process: no core dumps, no
+	 * ptrace by other processes of the same user. */
+	{
+		struct rlimit zero = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &zero);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	}
 	if (config_syslog_facility(cfg.syslog_facility, &facility) < 0)
 		facility = LOG_DAEMON;  /* config_load has refused bad names */
 	log_init("twinrouted", cfg.log_target, cfg.log_level, facility);
@@ -387,6 +399,24 @@ main(int argc, char **argv)
 	r = catalog_open(d->store, &d->catalog);
 	if (r < 0)
 		fatalx("catalog: %s", tr_strerror(r));
+	r = worker_start(d->base, "tr-hasher", &d->hasher);
+	if (r < 0)
+		fatalx("password hashing thread: %s", tr_strerror(r));
+	{
+		struct vault_opts vopts = {
+			.path = cfg.vault_path,
+			.map_size = cfg.vault_map_size,
+			.key_file = cfg.vault_key_file,
+			.audit_log = cfg.vault_audit_log,
+			.order_limit = cfg.vault_order_limit,
+			.daily_limit = cfg.vault_daily_limit,
+		};
+		r = vault_open(&vopts, d->base, &d->vault);
+		if (r < 0)
+			fatalx("vault %s: %s%s", cfg.vault_path, tr_strerror(r),
+			    r == -EPERM ? " (the key file must be mode 0600 "
+			    "or stricter)" : "");
+	}
 
 	if (cfg.client_tls_cert[0] != '\0') {
 		ssl_ctx = tls_server_ctx(&cfg);
@@ -429,9 +459,10 @@ main(int argc, char **argv)
 		size_t np, ns;
 		catalog_counts(d->catalog, &np, &ns);
 		log_info("twinrouted %s ready: client %s%s, control %s, store %s "
-		    "(%zu providers, %zu services)", TR_VERSION,
+		    "(%zu providers, %zu services), vault %s", TR_VERSION,
 		    listener_address(d->client_l), ssl_ctx ? " (TLS)" : "",
-		    listener_address(d->control_l), cfg.store_path, np, ns);
+		    listener_address(d->control_l), cfg.store_path, np, ns,
+		    cfg.vault_path);
 	}
 
 	event_base_dispatch(d->base);
@@ -440,6 +471,8 @@ main(int argc, char **argv)
 		unlink(addr_file);
 	d->client_l = listener_free(d->client_l);
 	d->control_l = listener_free(d->control_l);
+	d->vault = vault_close(d->vault);
+	d->hasher = worker_stop(d->hasher);
 	d->catalog = catalog_free(d->catalog);
 	d->store = store_close(d->store);
 	if (shutdown_timer)

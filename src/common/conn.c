@@ -401,110 +401,96 @@ tr_conn_open_unix(const char *path, const struct tr_conn_opts *opts,
 	return 0;
 }
 
-/* Write all of buf. 0, -ETIMEDOUT, -EPIPE, -ECONNRESET or -errno. */
+/*
+ * One try at moving bytes over TLS: write them from wbuf, or read them into
+ * rbuf (the other NULL). 0 with *ret_n bytes moved, or none and *ret_want
+ * set to what to wait for; -EINTR to try again at once; -ECONNRESET when
+ * the peer closed; -EPROTO or -errno.
+ */
 static int
-conn_write_all(struct tr_conn *c, const uint8_t *buf, size_t len)
+conn_ssl_step(struct tr_conn *c, const uint8_t *wbuf, uint8_t *rbuf,
+    size_t len, size_t *ret_n, short *ret_want)
 {
-	int64_t deadline = deadline_after(c->timeout_ms);
-	short want;
-	int r;
+	size_t n = 0;
+	int ok, e;
 
-	while (len > 0) {
-		if (c->ssl) {
-			size_t n = 0;
-			int e;
-
-			ERR_clear_error();
-			errno = 0;
-			if (SSL_write_ex(c->ssl, buf, len, &n) == 1) {
-				buf += n;
-				len -= n;
-				continue;
-			}
-			e = SSL_get_error(c->ssl, 0);
-			if (e == SSL_ERROR_WANT_READ)
-				want = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				want = POLLOUT;
-			else if (e == SSL_ERROR_SYSCALL && errno == EINTR)
-				continue;
-			else if (e == SSL_ERROR_SYSCALL && errno != 0)
-				return -errno;
-			else if (e == SSL_ERROR_ZERO_RETURN ||
-			    e == SSL_ERROR_SYSCALL)
-				return -ECONNRESET;
-			else
-				return -EPROTO;
-		} else {
-			ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-
-			if (n >= 0) {
-				buf += n;
-				len -= (size_t)n;
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			want = POLLOUT;
-		}
-		r = wait_fd(c->fd, want, deadline);
-		if (r < 0)
-			return r;
+	ERR_clear_error();
+	errno = 0;
+	if (wbuf)
+		ok = SSL_write_ex(c->ssl, wbuf, len, &n);
+	else
+		ok = SSL_read_ex(c->ssl, rbuf, len, &n);
+	if (ok == 1) {
+		*ret_n = n;
+		return 0;
 	}
+	e = SSL_get_error(c->ssl, 0);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*ret_n = 0;
+		*ret_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return 0;
+	}
+	if (e == SSL_ERROR_SYSCALL && errno != 0)
+		return -errno;
+	if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+		return -ECONNRESET;
+	return -EPROTO;
+}
+
+/* conn_ssl_step() on a plain socket. */
+static int
+conn_plain_step(struct tr_conn *c, const uint8_t *wbuf, uint8_t *rbuf,
+    size_t len, size_t *ret_n, short *ret_want)
+{
+	ssize_t n;
+
+	if (wbuf)
+		n = send(c->fd, wbuf, len, MSG_NOSIGNAL);
+	else
+		n = recv(c->fd, rbuf, len, 0);
+	if (n > 0 || (n == 0 && wbuf)) {
+		*ret_n = (size_t)n;
+		return 0;
+	}
+	if (n == 0)
+		return -ECONNRESET;
+	if (errno != EAGAIN)
+		return -errno;
+	*ret_n = 0;
+	*ret_want = wbuf ? POLLOUT : POLLIN;
 	return 0;
 }
 
-/* Read exactly len bytes. 0, -ECONNRESET on EOF, -ETIMEDOUT or -errno. */
+/*
+ * Write all len bytes of wbuf, or read exactly len bytes into rbuf (the
+ * other NULL), within the connection's timeout. 0, -ECONNRESET on EOF or
+ * when the peer closed, -ETIMEDOUT, -EPIPE or -errno.
+ */
 static int
-conn_read_all(struct tr_conn *c, uint8_t *buf, size_t len)
+conn_move_all(struct tr_conn *c, const uint8_t *wbuf, uint8_t *rbuf,
+    size_t len)
 {
 	int64_t deadline = deadline_after(c->timeout_ms);
-	short want;
-	int r;
+	size_t done = 0;
 
-	while (len > 0) {
-		if (c->ssl) {
-			size_t n = 0;
-			int e;
+	while (done < len) {
+		const uint8_t *wp = wbuf ? wbuf + done : NULL;
+		uint8_t *rp = rbuf ? rbuf + done : NULL;
+		size_t n = 0;
+		short want = 0;
+		int r;
 
-			ERR_clear_error();
-			errno = 0;
-			if (SSL_read_ex(c->ssl, buf, len, &n) == 1) {
-				buf += n;
-				len -= n;
-				continue;
-			}
-			e = SSL_get_error(c->ssl, 0);
-			if (e == SSL_ERROR_WANT_READ)
-				want = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				want = POLLOUT;
-			else if (e == SSL_ERROR_ZERO_RETURN)
-				return -ECONNRESET;
-			else if (e == SSL_ERROR_SYSCALL && errno == EINTR)
-				continue;
-			else if (e == SSL_ERROR_SYSCALL)
-				return errno != 0 ? -errno : -ECONNRESET;
-			else
-				return -EPROTO;
-		} else {
-			ssize_t n = recv(c->fd, buf, len, 0);
-
-			if (n > 0) {
-				buf += n;
-				len -= (size_t)n;
-				continue;
-			}
-			if (n == 0)
-				return -ECONNRESET;
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			want = POLLIN;
-		}
+		if (c->ssl)
+			r = conn_ssl_step(c, wp, rp, len - done, &n, &want);
+		else
+			r = conn_plain_step(c, wp, rp, len - done, &n, &want);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			return r;
+		done += n;
+		if (want == 0)
+			continue;
 		r = wait_fd(c->fd, want, deadline);
 		if (r < 0)
 			return r;
@@ -529,7 +515,7 @@ tr_conn_send(struct tr_conn *c, const ProtobufCMessage *msg)
 	frame_put_header(buf, (uint32_t)n);
 	if (protobuf_c_message_pack(msg, buf + FRAME_HDR_SIZE) != n)
 		return -EINVAL;
-	return conn_write_all(c, buf, FRAME_HDR_SIZE + n);
+	return conn_move_all(c, buf, NULL, FRAME_HDR_SIZE + n);
 }
 
 int
@@ -537,7 +523,7 @@ tr_conn_send_raw(struct tr_conn *c, const void *buf, size_t len)
 {
 	if (!c || (!buf && len > 0))
 		return -EINVAL;
-	return conn_write_all(c, buf, len);
+	return conn_move_all(c, buf, NULL, len);
 }
 
 int
@@ -551,7 +537,7 @@ tr_conn_recv(struct tr_conn *c, uint32_t max, uint8_t **ret_buf,
 
 	if (!c)
 		return -EINVAL;
-	r = conn_read_all(c, hdr, sizeof(hdr));
+	r = conn_move_all(c, NULL, hdr, sizeof(hdr));
 	if (r < 0)
 		return r;
 	n = frame_get_length(hdr);
@@ -560,7 +546,7 @@ tr_conn_recv(struct tr_conn *c, uint32_t max, uint8_t **ret_buf,
 	buf = malloc(n > 0 ? n : 1);
 	if (!buf)
 		return -ENOMEM;
-	r = conn_read_all(c, buf, n);
+	r = conn_move_all(c, NULL, buf, n);
 	if (r < 0)
 		return r;
 	*ret_buf = TAKE_PTR(buf);

@@ -21,10 +21,25 @@ enum ctl_cmd {
 	CTL_SERVICE_REMOVE,
 	CTL_SERVICE_LIST,
 	CTL_CATALOG_IMPORT,
+	CTL_MEMBER_ADD,
+	CTL_MEMBER_SHOW,
+	CTL_MEMBER_LIST,
+	CTL_MEMBER_DISABLE,
+	CTL_MEMBER_PASSWD,
+	CTL_MEMBER_CARD_SET,
+	CTL_MEMBER_CARD_SHOW,
+	CTL_MEMBER_CARD_REMOVE,
+	CTL_MEMBER_CARD_CHECK,
+	CTL_VAULT_INIT,
+	CTL_VAULT_UNSEAL,
+	CTL_VAULT_SEAL,
+	CTL_VAULT_STATUS,
+	CTL_VAULT_ROTATE,
 	CTL__COUNT,
 };
 
 #define CTL_F_READONLY 0x1u /* changes nothing */
+#define CTL_F_SECRET 0x2u   /* reads a secret from the terminal or stdin */
 
 struct ctl_cmd_info {
 	const char *name;     /* "provider add": words as typed */

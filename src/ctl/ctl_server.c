@@ -16,17 +16,16 @@
 #include "common/log.h"
 #include "config-build.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "net/server.h"
 #include "store/store.h"
 
-typedef Twinroute__Ctl__CtlRequest CtlRequest;
-typedef Twinroute__Ctl__CtlResponse CtlResponse;
 
 /* Providers or services a listing may return at once. */
 #define CTL_LIST_MAX 100000
 
-static void
+void
 ctl_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 {
 	Twinroute__Error err = TWINROUTE__ERROR__INIT;
@@ -113,7 +112,7 @@ ctl_synced(void *arg, int err)
 }
 
 /* Send resp once the store has synced seq. */
-static void
+void
 ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp)
 {
 	struct daemon *d = conn_ctx(c);
@@ -137,7 +136,7 @@ ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp)
 	store_after_sync(d->store, seq, ctl_synced, p);
 }
 
-static void
+void
 ctl_reply(struct conn *c, CtlResponse *resp)
 {
 	struct daemon *d = conn_ctx(c);
@@ -441,7 +440,31 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_SERVICE_REMOVE] = ctl_service_remove,
 	[CTL_SERVICE_LIST] = ctl_service_list,
 	[CTL_CATALOG_IMPORT] = ctl_catalog_import,
+	[CTL_MEMBER_ADD] = ctl_member_add,
+	[CTL_MEMBER_SHOW] = ctl_member_show,
+	[CTL_MEMBER_LIST] = ctl_member_list,
+	[CTL_MEMBER_DISABLE] = ctl_member_disable,
+	[CTL_MEMBER_PASSWD] = ctl_member_passwd,
+	[CTL_MEMBER_CARD_SET] = ctl_member_card_set,
+	[CTL_MEMBER_CARD_SHOW] = ctl_member_card_show,
+	[CTL_MEMBER_CARD_REMOVE] = ctl_member_card_remove,
+	[CTL_MEMBER_CARD_CHECK] = ctl_member_card_check,
+	[CTL_VAULT_INIT] = ctl_vault_init,
+	[CTL_VAULT_UNSEAL] = ctl_vault_unseal,
+	[CTL_VAULT_SEAL] = ctl_vault_seal,
+	[CTL_VAULT_STATUS] = ctl_vault_status,
+	[CTL_VAULT_ROTATE] = ctl_vault_rotate,
 };
+
+void
+ctl_actor(struct conn *c, char *buf, size_t len)
+{
+	pid_t pid = 0;
+	uid_t uid = 0;
+
+	conn_peer_cred(c, &pid, &uid, NULL);
+	snprintf(buf, len, "ctl uid=%u pid=%d", (unsigned)uid, (int)pid);
+}
 
 /* May this uid or gid use the control socket? */
 static bool

@@ -76,6 +76,7 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_PROVIDERS] = "providers",
 	[STORE_DB_SERVICES] = "services",
 	[STORE_DB_SERVICES_BY_CATEGORY] = "services_by_category",
+	[STORE_DB_MEMBERS] = "members",
 };
 
 struct store_waiter {

@@ -17,6 +17,7 @@ enum store_db {
 	STORE_DB_PROVIDERS,
 	STORE_DB_SERVICES,
 	STORE_DB_SERVICES_BY_CATEGORY, /* key: category "\0" service id; value: empty */
+	STORE_DB_MEMBERS,              /* key: member number; MemberRecord */
 	STORE_DB__COUNT,
 };
 

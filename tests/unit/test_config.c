@@ -119,6 +119,12 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->control_max_connections,
 	    b->control_max_connections);
 	assert_int_equal(a->control_idle_timeout, b->control_idle_timeout);
+	assert_string_equal(a->vault_path, b->vault_path);
+	assert_int_equal(a->vault_map_size, b->vault_map_size);
+	assert_string_equal(a->vault_key_file, b->vault_key_file);
+	assert_string_equal(a->vault_audit_log, b->vault_audit_log);
+	assert_int_equal(a->vault_order_limit, b->vault_order_limit);
+	assert_int_equal(a->vault_daily_limit, b->vault_daily_limit);
 }
 
 static void
@@ -197,7 +203,9 @@ test_shipped_conf_documents_defaults(void **state)
 		"syslog_facility", "path", "map_size", "listen", "tls_cert",
 		"tls_key", "max_frame", "max_connections", "idle_timeout",
 		"output_limit", "page_size", "page_size_max", "socket",
-		"admin_group", "max_connections", "idle_timeout",
+		"admin_group", "max_connections", "idle_timeout", "path",
+		"map_size", "key_file", "audit_log", "order_limit",
+		"daily_limit",
 	};
 	struct config cfg, def;
 	struct config_err err;

@@ -462,68 +462,118 @@ out_yesno(bool b)
 	return b ? "yes" : "no";
 }
 
+char *
+out_price(const Twinroute__Money *price, char *buf, size_t size)
+{
+	if (price)
+		return out_money(price->minor, price->currency, buf, size);
+	snprintf(buf, size, "-");
+	return buf;
+}
+
 json_object *
 out_json_string(const char *s)
 {
 	return json_object_new_string(s ? s : "");
 }
 
-/* Add v under key; on failure v is released. false on ENOMEM. */
-static bool
-json_add(json_object *obj, const char *key, json_object *v)
+json_object *
+out_json_object(const struct out_json_kv *kv, size_t n)
 {
-	if (!v)
-		return false;
-	if (json_object_object_add(obj, key, v) < 0) {
-		json_object_put(v);
-		return false;
+	json_object *o = json_object_new_object();
+	bool ok = o != NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ok && kv[i].value &&
+		    json_object_object_add(o, kv[i].key, kv[i].value) == 0)
+			continue;
+		ok = false;
+		json_object_put(kv[i].value);
 	}
-	return true;
+	if (!ok) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 json_object *
 out_json_provider(const Twinroute__Provider *p)
 {
-	json_object *o = json_object_new_object();
-
-	if (!o || !p)
-		return o;
-	if (!json_add(o, "id", out_json_string(p->id)) ||
-	    !json_add(o, "name", out_json_string(p->name)) ||
-	    !json_add(o, "email", out_json_string(p->email)) ||
-	    !json_add(o, "fax", out_json_string(p->fax)) ||
-	    !json_add(o, "active", json_object_new_boolean(p->active))) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
+	if (!p)
+		return json_object_new_object();
+	return OUT_JSON_OBJECT(
+	    { "id", out_json_string(p->id) },
+	    { "name", out_json_string(p->name) },
+	    { "email", out_json_string(p->email) },
+	    { "fax", out_json_string(p->fax) },
+	    { "active", json_object_new_boolean(p->active) });
 }
 
 json_object *
 out_json_service(const Twinroute__Service *s)
 {
-	json_object *o = json_object_new_object();
-	int64_t minor = 0;
-	const char *cur = "";
+	if (!s)
+		return json_object_new_object();
+	return OUT_JSON_OBJECT(
+	    { "id", out_json_string(s->id) },
+	    { "provider", out_json_string(s->provider_id) },
+	    { "category", out_json_string(s->category) },
+	    { "name", out_json_string(s->name) },
+	    { "description", out_json_string(s->description) },
+	    { "price", json_object_new_int64(s->price ? s->price->minor : 0) },
+	    { "currency", out_json_string(s->price ? s->price->currency : "") },
+	    { "active", json_object_new_boolean(s->active) });
+}
 
-	if (!o || !s)
-		return o;
-	if (s->price) {
-		minor = s->price->minor;
-		cur = s->price->currency;
+/* Append the JSON of providers[0..n) or of services[0..n). 0 or -ENOMEM. */
+static int
+json_append(json_object *a, Twinroute__Provider *const *providers,
+    Twinroute__Service *const *services, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = providers ? out_json_provider(providers[i]) :
+		    out_json_service(services[i]);
+
+		if (!o || json_object_array_add(a, o) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
 	}
-	if (!json_add(o, "id", out_json_string(s->id)) ||
-	    !json_add(o, "provider", out_json_string(s->provider_id)) ||
-	    !json_add(o, "category", out_json_string(s->category)) ||
-	    !json_add(o, "name", out_json_string(s->name)) ||
-	    !json_add(o, "description", out_json_string(s->description)) ||
-	    !json_add(o, "price", json_object_new_int64(minor)) ||
-	    !json_add(o, "currency", out_json_string(cur)) ||
-	    !json_add(o, "active", json_object_new_boolean(s->active))) {
-		json_object_put(o);
+	return 0;
+}
+
+/* json_append() to a new array; NULL on ENOMEM. */
+static json_object *
+json_array(Twinroute__Provider *const *providers,
+    Twinroute__Service *const *services, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	if (a && json_append(a, providers, services, n) < 0) {
+		json_object_put(a);
 		return NULL;
 	}
-	return o;
+	return a;
+}
+
+json_object *
+out_json_providers(Twinroute__Provider *const *v, size_t n)
+{
+	return json_array(v, NULL, n);
+}
+
+json_object *
+out_json_services(Twinroute__Service *const *v, size_t n)
+{
+	return json_array(NULL, v, n);
+}
+
+int
+out_json_add_services(json_object *a, Twinroute__Service *const *v,
+    size_t n)
+{
+	return json_append(a, NULL, v, n);
 }
 
 int

@@ -58,6 +58,8 @@ char *out_size(uint64_t bytes, char *buf, size_t size);
 /* "45s", "3m05s", "1h02m03s", "2d03h04m05s". Returns buf. */
 char *out_duration(uint64_t seconds, char *buf, size_t size);
 const char *out_yesno(bool b);
+/* out_money() of a price, or "-" for none. Returns buf. */
+char *out_price(const Twinroute__Money *price, char *buf, size_t size);
 
 /*
  * JSON. The out_json_* constructors return a new object or NULL on ENOMEM.
@@ -68,6 +70,29 @@ json_object *out_json_provider(const Twinroute__Provider *p);
 json_object *out_json_service(const Twinroute__Service *s);
 /* A string that is never NULL ("" for NULL). */
 json_object *out_json_string(const char *s);
+/* A new array of the JSON of each of v[0..n); NULL on ENOMEM. */
+json_object *out_json_providers(Twinroute__Provider *const *v, size_t n);
+json_object *out_json_services(Twinroute__Service *const *v, size_t n);
+/* Append the JSON of each of v[0..n) to the array a. 0 or -ENOMEM. */
+int out_json_add_services(json_object *a, Twinroute__Service *const *v,
+    size_t n);
+
+/* A key and a new value for out_json_object(). */
+struct out_json_kv {
+	const char *key;
+	json_object *value;
+};
+/*
+ * A new object with n keys, in order. It takes the values over: when one
+ * is NULL (ENOMEM) or the object cannot be made, it releases them all and
+ * returns NULL.
+ */
+json_object *out_json_object(const struct out_json_kv *kv, size_t n);
+/* out_json_object() of the { key, value } pairs given. */
+#define OUT_JSON_OBJECT(...)                                                   \
+	out_json_object((const struct out_json_kv[]){ __VA_ARGS__ },           \
+	    sizeof((const struct out_json_kv[]){ __VA_ARGS__ }) /              \
+	    sizeof(struct out_json_kv))
 /* Print obj as one pretty JSON document and a newline. 0 or -ENOMEM/-EIO. */
 int out_json_print(json_object *obj, FILE *f);
 

@@ -4,7 +4,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +15,8 @@
 #include "config-build.h"
 #include "control.pb-c.h"
 
+#include "common/args.h"
+#include "common/cli.h"
 #include "common/conn.h"
 #include "common/errcode.h"
 #include "common/macro.h"
@@ -30,25 +31,10 @@
 /* Import files are read whole; past this they cannot fit in one frame. */
 #define IMPORT_FILE_MAX (4 * (size_t)CTL_FRAME_MAX)
 
-enum {
-	EXIT_OK = 0,
-	EXIT_REFUSED = 1,     /* the daemon answered with an error */
-	EXIT_USAGE = 2,       /* bad arguments or a bad import file */
-	EXIT_UNREACHABLE = 3, /* no daemon, or the protocol failed */
-};
-
 struct ctx {
 	const char *socket;
 	bool json;
 };
-
-/* A --name VALUE option of a command. */
-struct opt {
-	const char *name;
-	char *value;          /* from argv; NULL: not given */
-};
-
-typedef int cmd_fn(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv);
 
 static void
 resp_free(Twinroute__Ctl__CtlResponse *r)
@@ -60,224 +46,66 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct tr_conn *, tr_conn_close)
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct out_table *, out_table_free)
 
-/* Length of the next usage word: "[--opt V]", "--opt VALUE" or "ID". */
-static size_t
-usage_word(const char *p)
+/* A control command as args.h sees it. */
+static struct args_cmd
+cmd_args(enum ctl_cmd cmd)
 {
-	size_t n = 0;
-	int depth = 0;
-
-	while (p[n] != '\0' && (depth > 0 || p[n] != ' ')) {
-		if (p[n] == '[')
-			depth++;
-		else if (p[n] == ']')
-			depth--;
-		n++;
-	}
-	/* Keep an option with its value. */
-	if (p[0] == '-' && p[n] == ' ' && p[n + 1] != '-' && p[n + 1] != '[')
-		n += 1 + usage_word(p + n + 1);
-	return n;
-}
-
-/* PREFIX NAME USAGE, folded to 79 columns. */
-static void
-print_command(FILE *f, const char *prefix, const struct ctl_cmd_info *ci)
-{
-	const int width = 79, indent = 8;
-	const char *p = ci->usage;
-	int col;
-
-	col = fprintf(f, "%s%s", prefix, ci->name);
-	while (*p) {
-		size_t n;
-
-		while (*p == ' ')
-			p++;
-		n = usage_word(p);
-		if (n == 0)
-			break;
-		if (col + 1 + (int)n > width && col > indent) {
-			col = fprintf(f, "\n%*s", indent, "") - 1;
-			col += fprintf(f, "%.*s", (int)n, p);
-		} else {
-			col += fprintf(f, " %.*s", (int)n, p);
-		}
-		p += n;
-	}
-	fputc('\n', f);
+	return (struct args_cmd){ ctl_cmds[cmd].name, ctl_cmds[cmd].usage,
+	    ctl_cmds[cmd].help };
 }
 
 static void
 print_commands(FILE *f)
 {
 	for (size_t i = 0; i < ELEMENTSOF(ctl_cmds); i++) {
-		print_command(f, "  ", &ctl_cmds[i]);
-		fprintf(f, "      %s\n", ctl_cmds[i].help);
+		struct args_cmd a = cmd_args((enum ctl_cmd)i);
+
+		args_print_command(f, &a);
 	}
 }
 
 static void
-print_help(FILE *f)
+ctl_option(void *data, int c, char *arg)
 {
-	fprintf(f,
-	    "usage: " PROG " [-s SOCKET] [--json] [-h|--help] [-V] COMMAND [ARGS]\n"
-	    "\n"
-	    "Manage a running twinrouted through its control socket.\n"
-	    "\n"
-	    "options:\n"
+	struct ctx *ctx = data;
+
+	if (c == 's')
+		ctx->socket = arg;
+}
+
+static const struct option options[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct args_tool tool = {
+	.synopsis = "[-s SOCKET] [--json] COMMAND [ARGS]",
+	.shortopts = "s:",
+	.options = options,
+	.option = ctl_option,
+	.usage = "[-s SOCKET] [--json] [-h|--help] [-V] COMMAND [ARGS]",
+	.about = "Manage a running twinrouted through its control socket.",
+	.options_help =
 	    "  -s, --socket SOCKET  the control socket (default: $" CONTROL_SOCKET_ENV ",\n"
-	    "                       else " CONTROL_SOCKET_DEFAULT ")\n"
-	    "      --json           print the result as one JSON document\n"
-	    "  -h, --help           show this help\n"
-	    "  -V, --version        show the version\n"
-	    "\n"
-	    "commands:\n");
-	print_commands(f);
-	fprintf(f,
-	    "\n"
+	    "                       else " CONTROL_SOCKET_DEFAULT ")\n",
+	.options_width = 23,
+	.print_commands = print_commands,
+	.more =
 	    "catalog import reads JSON Lines, one object per line (FILE \"-\": stdin):\n"
 	    "  {\"type\":\"provider\",\"id\":..,\"name\":..,\"email\":..,\"fax\":..,"
 	    "\"active\":true}\n"
 	    "  {\"type\":\"service\",\"id\":..,\"provider\":..,\"category\":..,\"name\":..,\n"
 	    "   \"description\":..,\"price\":MINOR_UNITS,\"currency\":..,\"active\":true}\n"
-	    "\"active\" and \"description\" may be left out.\n"
-	    "\n"
-	    "exit status:\n"
-	    "  0  success\n"
-	    "  1  the daemon refused the request (the message says why)\n"
-	    "  2  usage error: bad or missing arguments, or a bad import file\n"
-	    "  3  the daemon cannot be reached, or the protocol failed\n");
-}
-
-/* A usage error before the command; list the commands if asked. */
-static int _printf_(2, 3)
-usage_error(bool list, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n", stderr);
-	fprintf(stderr, "usage: " PROG " [-s SOCKET] [--json] COMMAND [ARGS]\n");
-	if (list) {
-		fprintf(stderr, "commands:\n");
-		print_commands(stderr);
-	} else {
-		fprintf(stderr, "Try '" PROG " --help'.\n");
-	}
-	return EXIT_USAGE;
-}
-
-static int _printf_(2, 3)
-cmd_usage_error(enum ctl_cmd cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG " %s: ", ctl_cmds[cmd].name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	print_command(stderr, "usage: " PROG " ", &ctl_cmds[cmd]);
-	return EXIT_USAGE;
-}
-
-static int _printf_(1, 2)
-fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n", stderr);
-	return EXIT_UNREACHABLE;
-}
-
-/*
- * Split a command's arguments into options (--name VALUE or --name=VALUE,
- * from opts[]) and positional arguments (exactly npos). "--json" is
- * accepted everywhere; "--" ends the options. Returns -1 when all is well,
- * else the exit code (after the message).
- */
-static int
-parse_args(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv,
-    struct opt *opts, size_t nopts, char **pos, size_t npos,
-    const char *const *posnames)
-{
-	size_t n = 0;
-	bool dashdash = false;
-
-	for (int i = 0; i < argc; i++) {
-		char *a = argv[i];
-		char *value = NULL, *eq;
-		const char *name;
-		size_t len;
-		struct opt *o = NULL;
-
-		if (dashdash || a[0] != '-' || strcmp(a, "-") == 0) {
-			if (n == npos)
-				return cmd_usage_error(cmd,
-				    "unexpected argument '%s'", a);
-			pos[n++] = a;
-			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			dashdash = true;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0) {
-			ctx->json = true;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			print_command(stdout, "usage: " PROG " ",
-			    &ctl_cmds[cmd]);
-			printf("%s\n", ctl_cmds[cmd].help);
-			return EXIT_OK;
-		}
-		if (strncmp(a, "--", 2) != 0)
-			return cmd_usage_error(cmd, "unknown option '%s'", a);
-		name = a + 2;
-		eq = strchr(name, '=');
-		len = eq ? (size_t)(eq - name) : strlen(name);
-		for (size_t j = 0; j < nopts; j++)
-			if (strlen(opts[j].name) == len &&
-			    strncmp(opts[j].name, name, len) == 0)
-				o = &opts[j];
-		if (!o)
-			return cmd_usage_error(cmd, "unknown option '%s'", a);
-		if (eq)
-			value = eq + 1;
-		else if (i + 1 < argc)
-			value = argv[++i];
-		else
-			return cmd_usage_error(cmd, "option --%s needs a value",
-			    o->name);
-		if (o->value)
-			return cmd_usage_error(cmd, "option --%s given twice",
-			    o->name);
-		o->value = value;
-	}
-	if (n < npos)
-		return cmd_usage_error(cmd, "missing %s", posnames[n]);
-	return -1;
-}
-
-/* Options that must be there. -1 or the exit code. */
-static int
-require_opts(enum ctl_cmd cmd, const struct opt *opts, size_t nopts)
-{
-	for (size_t i = 0; i < nopts; i++)
-		if (!opts[i].value)
-			return cmd_usage_error(cmd, "missing --%s",
-			    opts[i].name);
-	return -1;
-}
+	    "\"active\" and \"description\" may be left out.\n",
+	.exits = {
+		[CLI_EXIT_REFUSED] = "the daemon refused the request (the "
+		    "message says why)",
+		[CLI_EXIT_USAGE] = "usage error: bad or missing arguments, or a "
+		    "bad import file",
+		[CLI_EXIT_UNREACHABLE] = "the daemon cannot be reached, or the "
+		    "protocol failed",
+	},
+};
 
 /* A price in minor units: a non-negative integer. */
 static int
@@ -313,8 +141,8 @@ parse_price(const char *s, int64_t *ret_minor, const char **ret_why)
 }
 
 /*
- * Send req, read the reply. Returns EXIT_OK with *ret_resp set, or the
- * exit code after the message. The reply may carry an error: see
+ * Send req, read the reply. Returns CLI_EXIT_OK with *ret_resp set, or
+ * the exit code after the message. The reply may carry an error: see
  * refused().
  */
 static int
@@ -322,74 +150,53 @@ ctl_call(const struct ctx *ctx, Twinroute__Ctl__CtlRequest *req,
     Twinroute__Ctl__CtlResponse **ret_resp)
 {
 	_cleanup_(tr_conn_closep) struct tr_conn *c = NULL;
-	_cleanup_free_ uint8_t *buf = NULL;
+	const struct cli_peer peer = {
+		.name = ctx->socket,
+		.limiter = "the control socket",
+		.closed = "the daemon closed the connection without a reply",
+		.send_max = CTL_FRAME_MAX,
+		.recv_max = CTL_FRAME_MAX,
+		.timeout_ms = CTL_TIMEOUT_MS,
+	};
 	struct tr_conn_opts opts = { .timeout_ms = CTL_TIMEOUT_MS };
 	Twinroute__Ctl__CtlResponse *resp;
-	size_t packed;
-	uint32_t len;
+	ProtobufCMessage *reply;
 	int r;
 
 	req->id = 1;
 	req->version = CTL_PROTO_VERSION;
-	packed = protobuf_c_message_get_packed_size(&req->base);
-	if (packed > CTL_FRAME_MAX) {
-		fprintf(stderr, PROG ": the request is too large: %zu bytes, "
-		    "the control socket takes at most %u\n", packed,
-		    CTL_FRAME_MAX);
-		return EXIT_USAGE;
-	}
+	r = cli_request_fits(&peer, &req->base);
+	if (r >= 0)
+		return r;
 
 	r = tr_conn_open_unix(ctx->socket, &opts, &c);
 	if (r == -EACCES || r == -EPERM)
-		return fail("permission denied: %s (run as root, as the "
+		return cli_fail("permission denied: %s (run as root, as the "
 		    "daemon's user, or as a member of the control admin group)",
 		    ctx->socket);
 	if (r == -ENOENT || r == -ECONNREFUSED)
-		return fail("cannot connect to %s: %s (is twinrouted running?)",
-		    ctx->socket, tr_strerror(r));
+		return cli_fail("cannot connect to %s: %s (is twinrouted "
+		    "running?)", ctx->socket, tr_strerror(r));
 	if (r < 0)
-		return fail("cannot connect to %s: %s", ctx->socket,
+		return cli_fail("cannot connect to %s: %s", ctx->socket,
 		    tr_strerror(r));
 
-	r = tr_conn_send(c, &req->base);
-	if (r < 0) {
-		int sr = r;
-
-		/* A refusal sent on accept may be waiting: read it first. */
-		if (sr != -EPIPE && sr != -ECONNRESET)
-			return fail("%s: cannot send the request: %s",
-			    ctx->socket, tr_strerror(sr));
-		r = tr_conn_recv(c, CTL_FRAME_MAX, &buf, &len);
-		if (r < 0)
-			return fail("%s: cannot send the request: %s",
-			    ctx->socket, tr_strerror(sr));
-	} else {
-		r = tr_conn_recv(c, CTL_FRAME_MAX, &buf, &len);
-	}
-	if (r == -ECONNRESET)
-		return fail("%s: the daemon closed the connection without "
-		    "a reply", ctx->socket);
-	if (r == -ETIMEDOUT)
-		return fail("%s: no reply within %d s", ctx->socket,
-		    CTL_TIMEOUT_MS / 1000);
-	if (r < 0)
-		return fail("%s: cannot read the reply: %s", ctx->socket,
-		    tr_strerror(r));
-
-	resp = twinroute__ctl__ctl_response__unpack(NULL, len, buf);
-	if (!resp)
-		return fail("%s: the reply does not decode", ctx->socket);
+	r = cli_exchange(c, &peer, &req->base,
+	    &twinroute__ctl__ctl_response__descriptor, &reply);
+	if (r != CLI_EXIT_OK)
+		return r;
+	resp = (Twinroute__Ctl__CtlResponse *)reply;
 	/* A refusal sent before the request was read carries id 0. */
 	if (resp->id != req->id && !(resp->id == 0 && resp->error &&
 	    resp->error->code != TWINROUTE__ERROR_CODE__ERR_NONE)) {
 		uint64_t id = resp->id;
 
 		resp_free(resp);
-		return fail("%s: the reply answers request %" PRIu64
+		return cli_fail("%s: the reply answers request %" PRIu64
 		    ", not %" PRIu64, ctx->socket, id, req->id);
 	}
 	*ret_resp = resp;
-	return EXIT_OK;
+	return CLI_EXIT_OK;
 }
 
 static const char *
@@ -402,609 +209,6 @@ error_message(const Twinroute__Error *e)
 	v = protobuf_c_enum_descriptor_get_value(
 	    &twinroute__error_code__descriptor, e->code);
 	return v ? v->name : "request refused";
-}
-
-/* The reply's error, if any: print it and return EXIT_REFUSED; else -1. */
-static int
-refused(const Twinroute__Ctl__CtlResponse *resp)
-{
-	if (!resp->error ||
-	    resp->error->code == TWINROUTE__ERROR_CODE__ERR_NONE)
-		return -1;
-	fprintf(stderr, PROG ": %s\n", error_message(resp->error));
-	return EXIT_REFUSED;
-}
-
-/* Send, read, report. EXIT_OK with *ret_resp set, else the exit code. */
-static int
-ctl_run(const struct ctx *ctx, Twinroute__Ctl__CtlRequest *req,
-    Twinroute__Ctl__CtlResponse **ret_resp)
-{
-	Twinroute__Ctl__CtlResponse *resp = NULL;
-	int r;
-
-	r = ctl_call(ctx, req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	r = refused(resp);
-	if (r >= 0) {
-		resp_free(resp);
-		return r;
-	}
-	*ret_resp = resp;
-	return EXIT_OK;
-}
-
-/* Print obj (and release it). */
-static int
-print_json(json_object *obj)
-{
-	int r = out_json_print(obj, stdout);
-
-	json_object_put(obj);
-	if (r < 0)
-		return fail("out of memory");
-	return EXIT_OK;
-}
-
-static int
-cmd_status(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	Twinroute__Ctl__CtlRequest req;
-	const Twinroute__Ctl__Status *s;
-	char a[OUT_BUF_SIZE], b[OUT_BUF_SIZE];
-	const int kw = 19;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, NULL, 0, NULL, 0, NULL);
-	if (r >= 0)
-		return r;
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	s = resp->status;
-	if (!s)
-		return fail("%s: the reply carries no status", ctx->socket);
-
-	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = NULL;
-
-		o = json_object_new_object();
-		if (!o)
-			return fail("out of memory");
-		json_object_object_add(o, "version",
-		    out_json_string(s->version));
-		json_object_object_add(o, "pid", json_object_new_int64(s->pid));
-		json_object_object_add(o, "uptime_seconds",
-		    json_object_new_uint64(s->uptime_seconds));
-		json_object_object_add(o, "client_addr",
-		    out_json_string(s->client_addr));
-		json_object_object_add(o, "client_connections",
-		    json_object_new_int64(s->client_connections));
-		json_object_object_add(o, "control_connections",
-		    json_object_new_int64(s->control_connections));
-		json_object_object_add(o, "providers",
-		    json_object_new_int64(s->providers));
-		json_object_object_add(o, "services",
-		    json_object_new_int64(s->services));
-		json_object_object_add(o, "store_used_bytes",
-		    json_object_new_uint64(s->store_used_bytes));
-		json_object_object_add(o, "store_map_bytes",
-		    json_object_new_uint64(s->store_map_bytes));
-		json_object_object_add(o, "store_last_txn",
-		    json_object_new_uint64(s->store_last_txn));
-		json_object_object_add(o, "store_synced_txn",
-		    json_object_new_uint64(s->store_synced_txn));
-		json_object_object_add(o, "requests_served",
-		    json_object_new_uint64(s->requests_served));
-		return print_json(TAKE_PTR(o));
-	}
-
-	out_kv(stdout, kw, "version", "%s", s->version);
-	out_kv(stdout, kw, "pid", "%" PRIu32, s->pid);
-	out_kv(stdout, kw, "uptime", "%s",
-	    out_duration(s->uptime_seconds, a, sizeof(a)));
-	out_kv(stdout, kw, "client address", "%s",
-	    *s->client_addr ? s->client_addr : "-");
-	out_kv(stdout, kw, "client connections", "%" PRIu32,
-	    s->client_connections);
-	out_kv(stdout, kw, "control connections", "%" PRIu32,
-	    s->control_connections);
-	out_kv(stdout, kw, "providers", "%" PRIu32, s->providers);
-	out_kv(stdout, kw, "services", "%" PRIu32, s->services);
-	if (s->store_map_bytes > 0)
-		out_kv(stdout, kw, "store", "%s used of %s (%.1f%%)",
-		    out_size(s->store_used_bytes, a, sizeof(a)),
-		    out_size(s->store_map_bytes, b, sizeof(b)),
-		    100.0 * (double)s->store_used_bytes /
-		    (double)s->store_map_bytes);
-	else
-		out_kv(stdout, kw, "store", "%s used",
-		    out_size(s->store_used_bytes, a, sizeof(a)));
-	out_kv(stdout, kw, "last txn", "%" PRIu64, s->store_last_txn);
-	out_kv(stdout, kw, "synced txn", "%" PRIu64, s->store_synced_txn);
-	out_kv(stdout, kw, "requests served", "%" PRIu64, s->requests_served);
-	return EXIT_OK;
-}
-
-static int
-cmd_provider_add(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	struct opt opts[] = { { "name", NULL }, { "email", NULL },
-	    { "fax", NULL } };
-	static const char *const posnames[] = { "ID" };
-	char *pos[1];
-	Twinroute__Ctl__CtlRequest req;
-	Twinroute__Provider p;
-	const Twinroute__Provider *out = &p;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, opts, ELEMENTSOF(opts), pos, 1,
-	    posnames);
-	if (r >= 0)
-		return r;
-	r = require_opts(cmd, opts, ELEMENTSOF(opts));
-	if (r >= 0)
-		return r;
-
-	twinroute__provider__init(&p);
-	p.id = pos[0];
-	p.name = opts[0].value;
-	p.email = opts[1].value;
-	p.fax = opts[2].value;
-	p.active = true;
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	req.provider = &p;
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	if (resp->n_providers > 0)
-		out = resp->providers[0];
-	if (ctx->json)
-		return print_json(out_json_provider(out));
-	printf("provider %s added\n", pos[0]);
-	return EXIT_OK;
-}
-
-/* A command that acts on one ID and prints a confirmation. */
-static int
-run_target(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv,
-    Twinroute__Ctl__CtlResponse **ret_resp, char **ret_id)
-{
-	static const char *const posnames[] = { "ID" };
-	char *pos[1];
-	Twinroute__Ctl__CtlRequest req;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, NULL, 0, pos, 1, posnames);
-	if (r >= 0)
-		return r;
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	req.target = pos[0];
-	r = ctl_run(ctx, &req, ret_resp);
-	if (r != EXIT_OK)
-		return r;
-	*ret_id = pos[0];
-	return EXIT_OK;
-}
-
-static int
-print_providers(Twinroute__Provider *const *v, size_t n)
-{
-	static const char *const hdr[] = { "ID", "NAME", "EMAIL", "FAX",
-	    "ACTIVE" };
-	_cleanup_(out_table_freep) struct out_table *t = NULL;
-
-	t = out_table_new(ELEMENTSOF(hdr), hdr);
-	if (!t)
-		return fail("out of memory");
-	for (size_t i = 0; i < n; i++) {
-		const char *row[] = { v[i]->id, v[i]->name, v[i]->email,
-		    v[i]->fax, out_yesno(v[i]->active) };
-
-		if (out_table_add(t, row) < 0)
-			return fail("out of memory");
-	}
-	out_table_print(t, stdout);
-	return EXIT_OK;
-}
-
-static int
-print_services(Twinroute__Service *const *v, size_t n, bool with_provider)
-{
-	static const char *const hdr[] = { "ID", "PROVIDER", "CATEGORY", "NAME",
-	    "PRICE", "ACTIVE" };
-	static const char *const hdr_np[] = { "ID", "CATEGORY", "NAME", "PRICE",
-	    "ACTIVE" };
-	_cleanup_(out_table_freep) struct out_table *t = NULL;
-	size_t off = with_provider ? 0 : 1;
-
-	if (with_provider)
-		t = out_table_new(ELEMENTSOF(hdr), hdr);
-	else
-		t = out_table_new(ELEMENTSOF(hdr_np), hdr_np);
-	if (!t)
-		return fail("out of memory");
-	out_table_set_align(t, 4 - off, OUT_ALIGN_RIGHT);
-	for (size_t i = 0; i < n; i++) {
-		const Twinroute__Service *s = v[i];
-		char price[OUT_BUF_SIZE];
-		const char *row[] = { s->id, s->provider_id, s->category,
-		    s->name, price, out_yesno(s->active) };
-
-		if (s->price)
-			out_money(s->price->minor, s->price->currency, price,
-			    sizeof(price));
-		else
-			snprintf(price, sizeof(price), "-");
-		if (!with_provider)
-			row[1] = s->id;
-		if (out_table_add(t, row + off) < 0)
-			return fail("out of memory");
-	}
-	out_table_print(t, stdout);
-	return EXIT_OK;
-}
-
-static json_object *
-json_providers(Twinroute__Provider *const *v, size_t n)
-{
-	json_object *a = json_object_new_array();
-
-	for (size_t i = 0; a && i < n; i++) {
-		json_object *o = out_json_provider(v[i]);
-
-		if (!o || json_object_array_add(a, o) < 0) {
-			json_object_put(o);
-			json_object_put(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static json_object *
-json_services(Twinroute__Service *const *v, size_t n)
-{
-	json_object *a = json_object_new_array();
-
-	for (size_t i = 0; a && i < n; i++) {
-		json_object *o = out_json_service(v[i]);
-
-		if (!o || json_object_array_add(a, o) < 0) {
-			json_object_put(o);
-			json_object_put(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static int
-cmd_provider_list(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	Twinroute__Ctl__CtlRequest req;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, NULL, 0, NULL, 0, NULL);
-	if (r >= 0)
-		return r;
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		return print_json(json_providers(resp->providers,
-		    resp->n_providers));
-	return print_providers(resp->providers, resp->n_providers);
-}
-
-static int
-cmd_provider_show(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	const Twinroute__Provider *p;
-	char *id = NULL;
-	const int kw = 6;
-	int r;
-
-	r = run_target(ctx, cmd, argc, argv, &resp, &id);
-	if (r != EXIT_OK)
-		return r;
-	if (resp->n_providers < 1)
-		return fail("%s: the reply carries no provider", ctx->socket);
-	p = resp->providers[0];
-	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = NULL;
-		json_object *a;
-
-		o = out_json_provider(p);
-		a = json_services(resp->services, resp->n_services);
-
-		if (!o || !a || json_object_object_add(o, "services", a) < 0) {
-			json_object_put(a);
-			return fail("out of memory");
-		}
-		return print_json(TAKE_PTR(o));
-	}
-	out_kv(stdout, kw, "id", "%s", p->id);
-	out_kv(stdout, kw, "name", "%s", p->name);
-	out_kv(stdout, kw, "email", "%s", p->email);
-	out_kv(stdout, kw, "fax", "%s", p->fax);
-	out_kv(stdout, kw, "active", "%s", out_yesno(p->active));
-	if (resp->n_services == 0) {
-		printf("\nno services\n");
-		return EXIT_OK;
-	}
-	printf("\n");
-	return print_services(resp->services, resp->n_services, false);
-}
-
-static int
-cmd_provider_disable(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	char *id = NULL;
-	int r;
-
-	r = run_target(ctx, cmd, argc, argv, &resp, &id);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json) {
-		json_object *o;
-
-		if (resp->n_providers > 0)
-			return print_json(
-			    out_json_provider(resp->providers[0]));
-		o = json_object_new_object();
-		if (o) {
-			json_object_object_add(o, "id", out_json_string(id));
-			json_object_object_add(o, "active",
-			    json_object_new_boolean(false));
-		}
-		return print_json(o);
-	}
-	printf("provider %s disabled\n", id);
-	return EXIT_OK;
-}
-
-/* Print a service from a reply, or fall back to what was sent. */
-static int
-print_service_result(const struct ctx *ctx,
-    const Twinroute__Ctl__CtlResponse *resp, const Twinroute__Service *sent,
-    const char *id, const char *what)
-{
-	if (ctx->json) {
-		const Twinroute__Service *s = sent;
-		json_object *o;
-
-		if (resp->n_services > 0)
-			s = resp->services[0];
-		if (s)
-			return print_json(out_json_service(s));
-		o = json_object_new_object();
-		if (o) {
-			json_object_object_add(o, "id", out_json_string(id));
-			json_object_object_add(o, what,
-			    json_object_new_boolean(true));
-		}
-		return print_json(o);
-	}
-	printf("service %s %s\n", id, what);
-	return EXIT_OK;
-}
-
-static int
-cmd_service_add(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	enum { O_PROVIDER, O_CATEGORY, O_NAME, O_PRICE, O_CURRENCY, O_DESC };
-	struct opt opts[] = {
-		[O_PROVIDER] = { "provider", NULL },
-		[O_CATEGORY] = { "category", NULL },
-		[O_NAME] = { "name", NULL },
-		[O_PRICE] = { "price", NULL },
-		[O_CURRENCY] = { "currency", NULL },
-		[O_DESC] = { "description", NULL },
-	};
-	static const char *const posnames[] = { "ID" };
-	char *pos[1];
-	Twinroute__Ctl__CtlRequest req;
-	Twinroute__Service s;
-	Twinroute__Money price;
-	const char *why;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, opts, ELEMENTSOF(opts), pos, 1,
-	    posnames);
-	if (r >= 0)
-		return r;
-	r = require_opts(cmd, opts, O_DESC);
-	if (r >= 0)
-		return r;
-
-	twinroute__money__init(&price);
-	if (parse_price(opts[O_PRICE].value, &price.minor, &why) < 0)
-		return cmd_usage_error(cmd, "--price %s: %s",
-		    opts[O_PRICE].value, why);
-	price.currency = opts[O_CURRENCY].value;
-	twinroute__service__init(&s);
-	s.id = pos[0];
-	s.provider_id = opts[O_PROVIDER].value;
-	s.category = opts[O_CATEGORY].value;
-	s.name = opts[O_NAME].value;
-	if (opts[O_DESC].value)
-		s.description = opts[O_DESC].value;
-	s.price = &price;
-	s.active = true;
-
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	req.service = &s;
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	return print_service_result(ctx, resp, &s, pos[0], "added");
-}
-
-static char mask_provider[] = "provider";
-static char mask_category[] = "category";
-static char mask_name[] = "name";
-static char mask_description[] = "description";
-static char mask_price[] = "price";
-static char mask_active[] = "active";
-
-static int
-cmd_service_update(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	enum { O_PROVIDER, O_CATEGORY, O_NAME, O_PRICE, O_CURRENCY, O_DESC,
-	    O_ACTIVE };
-	struct opt opts[] = {
-		[O_PROVIDER] = { "provider", NULL },
-		[O_CATEGORY] = { "category", NULL },
-		[O_NAME] = { "name", NULL },
-		[O_PRICE] = { "price", NULL },
-		[O_CURRENCY] = { "currency", NULL },
-		[O_DESC] = { "description", NULL },
-		[O_ACTIVE] = { "active", NULL },
-	};
-	static const char *const posnames[] = { "ID" };
-	char *pos[1];
-	char *mask[6];
-	size_t nmask = 0;
-	Twinroute__Ctl__CtlRequest req;
-	Twinroute__Service s;
-	Twinroute__Money price;
-	const char *why;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, opts, ELEMENTSOF(opts), pos, 1,
-	    posnames);
-	if (r >= 0)
-		return r;
-
-	twinroute__service__init(&s);
-	twinroute__money__init(&price);
-	s.id = pos[0];
-	if (opts[O_PROVIDER].value) {
-		s.provider_id = opts[O_PROVIDER].value;
-		mask[nmask++] = mask_provider;
-	}
-	if (opts[O_CATEGORY].value) {
-		s.category = opts[O_CATEGORY].value;
-		mask[nmask++] = mask_category;
-	}
-	if (opts[O_NAME].value) {
-		s.name = opts[O_NAME].value;
-		mask[nmask++] = mask_name;
-	}
-	if (opts[O_DESC].value) {
-		s.description = opts[O_DESC].value;
-		mask[nmask++] = mask_description;
-	}
-	if (!opts[O_PRICE].value != !opts[O_CURRENCY].value)
-		return cmd_usage_error(cmd,
-		    "--price and --currency go together: give both");
-	if (opts[O_PRICE].value) {
-		if (parse_price(opts[O_PRICE].value, &price.minor, &why) < 0)
-			return cmd_usage_error(cmd, "--price %s: %s",
-			    opts[O_PRICE].value, why);
-		price.currency = opts[O_CURRENCY].value;
-		s.price = &price;
-		mask[nmask++] = mask_price;
-	}
-	if (opts[O_ACTIVE].value) {
-		const char *a = opts[O_ACTIVE].value;
-
-		if (strcmp(a, "yes") == 0 || strcmp(a, "true") == 0)
-			s.active = true;
-		else if (strcmp(a, "no") == 0 || strcmp(a, "false") == 0)
-			s.active = false;
-		else
-			return cmd_usage_error(cmd,
-			    "--active takes yes or no, not '%s'", a);
-		mask[nmask++] = mask_active;
-	}
-	if (nmask == 0)
-		return cmd_usage_error(cmd, "nothing to change: give at least "
-		    "one field");
-
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	req.target = pos[0];
-	req.service = &s;
-	req.n_update_mask = nmask;
-	req.update_mask = mask;
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	return print_service_result(ctx, resp, NULL, pos[0], "updated");
-}
-
-static int
-cmd_service_remove(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	char *id = NULL;
-	int r;
-
-	r = run_target(ctx, cmd, argc, argv, &resp, &id);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json) {
-		_cleanup_(json_object_putp) json_object *o = NULL;
-
-		o = json_object_new_object();
-		if (!o)
-			return fail("out of memory");
-		json_object_object_add(o, "id", out_json_string(id));
-		json_object_object_add(o, "removed",
-		    json_object_new_boolean(true));
-		return print_json(TAKE_PTR(o));
-	}
-	printf("service %s removed\n", id);
-	return EXIT_OK;
-}
-
-static int
-cmd_service_list(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	struct opt opts[] = { { "provider", NULL }, { "category", NULL } };
-	Twinroute__Ctl__CtlRequest req;
-	Twinroute__Ctl__Filter filter;
-	int r;
-
-	r = parse_args(ctx, cmd, argc, argv, opts, ELEMENTSOF(opts), NULL, 0,
-	    NULL);
-	if (r >= 0)
-		return r;
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	twinroute__ctl__filter__init(&filter);
-	if (opts[0].value || opts[1].value) {
-		if (opts[0].value)
-			filter.provider_id = opts[0].value;
-		if (opts[1].value)
-			filter.category = opts[1].value;
-		req.filter = &filter;
-	}
-	r = ctl_run(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		return r;
-	if (ctx->json)
-		return print_json(json_services(resp->services,
-		    resp->n_services));
-	return print_services(resp->services, resp->n_services, true);
 }
 
 /* One line of an import file, ready to send. */
@@ -1070,7 +274,7 @@ import_error(const struct import *im, unsigned long line, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs("\n", stderr);
-	return EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }
 
 struct import_key {
@@ -1124,7 +328,7 @@ json_type_text(enum json_type t)
 
 /*
  * Check obj's keys against keys[]: every key known and of its type, every
- * required one there. -1 when all is well, else EXIT_USAGE.
+ * required one there. CLI_GO_ON when all is well, else CLI_EXIT_USAGE.
  */
 static int
 import_check_keys(const struct import *im, unsigned long line,
@@ -1159,7 +363,7 @@ import_check_keys(const struct import *im, unsigned long line,
 		    !json_object_object_get_ex(obj, keys[i].key, NULL))
 			return import_error(im, line, "missing \"%s\" for a %s",
 			    keys[i].key, what);
-	return -1;
+	return CLI_GO_ON;
 }
 
 /* A copy of obj[key] (a string already checked), or "" when absent. */
@@ -1189,7 +393,7 @@ import_active(json_object *obj)
 	return json_object_get_boolean(v);
 }
 
-/* Turn one object into an item. -1 when all is well, else the exit code. */
+/* Turn one object into an item. CLI_GO_ON, else the exit code. */
 static int
 import_object(struct import *im, unsigned long line, json_object *obj)
 {
@@ -1218,7 +422,7 @@ import_object(struct import *im, unsigned long line, json_object *obj)
 
 	it = calloc(1, sizeof(*it));
 	if (!it)
-		return fail("out of memory");
+		return cli_fail("out of memory");
 	it->line = line;
 	twinroute__ctl__catalog_item__init(&it->item);
 	twinroute__provider__init(&it->provider);
@@ -1272,14 +476,14 @@ import_object(struct import *im, unsigned long line, json_object *obj)
 		im->cap = cap;
 	}
 	im->v[im->n++] = it;
-	return -1;
+	return CLI_GO_ON;
 
 nomem:
 	import_item_free(it);
-	return fail("out of memory");
+	return cli_fail("out of memory");
 }
 
-/* Parse one line (no newline). -1 when all is well, else the exit code. */
+/* Parse one line (no newline). CLI_GO_ON, else the exit code. */
 static int
 import_line(struct import *im, json_tokener *tok, unsigned long line,
     const char *buf, size_t len)
@@ -1289,7 +493,7 @@ import_line(struct import *im, json_tokener *tok, unsigned long line,
 	size_t end;
 
 	if (strspn(buf, " \t\r\f\v") == len)
-		return -1; /* blank */
+		return CLI_GO_ON; /* blank */
 	if (memchr(buf, '\0', len))
 		return import_error(im, line, "NUL byte in the line");
 	if (len > INT_MAX)
@@ -1313,7 +517,7 @@ import_line(struct import *im, json_tokener *tok, unsigned long line,
 	return import_object(im, line, obj);
 }
 
-/* Read and check the whole file. -1 when all is well, else the exit code. */
+/* Read and check the whole file. CLI_GO_ON, else the exit code. */
 static int
 import_read(struct import *im, FILE *f)
 {
@@ -1322,11 +526,11 @@ import_read(struct import *im, FILE *f)
 	size_t cap = 0, total = 0;
 	unsigned long line = 0;
 	ssize_t n;
-	int r = -1;
+	int r = CLI_GO_ON;
 
 	tok = json_tokener_new();
 	if (!tok)
-		return fail("out of memory");
+		return cli_fail("out of memory");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
 	while ((n = getline(&buf, &cap, f)) >= 0) {
@@ -1337,7 +541,7 @@ import_read(struct import *im, FILE *f)
 		if (total > IMPORT_FILE_MAX) {
 			fprintf(stderr, "%s: larger than %zu bytes: too large "
 			    "for one import\n", im->file, IMPORT_FILE_MAX);
-			r = EXIT_USAGE;
+			r = CLI_EXIT_USAGE;
 			break;
 		}
 		if (len > 0 && buf[len - 1] == '\n')
@@ -1349,59 +553,492 @@ import_read(struct import *im, FILE *f)
 	if (r < 0 && ferror(f)) {
 		fprintf(stderr, "%s: read error: %s\n", im->file,
 		    strerror(errno));
-		r = EXIT_USAGE;
+		r = CLI_EXIT_USAGE;
 	}
 	json_tokener_free(tok);
 	return r;
 }
 
-static int
-cmd_catalog_import(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
-{
-	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
-	_cleanup_free_ Twinroute__Ctl__CatalogItem **items = NULL;
-	static const char *const posnames[] = { "FILE" };
-	struct import im = { 0 };
+/* The options of the commands; a command lists those it takes. */
+enum opt {
+	OPT_END = 0, /* ends a command's list */
+	OPT_NAME,
+	OPT_EMAIL,
+	OPT_FAX,
+	OPT_PROVIDER,
+	OPT_CATEGORY,
+	OPT_PRICE,
+	OPT_CURRENCY,
+	OPT_DESCRIPTION,
+	OPT_ACTIVE,
+	OPT__COUNT,
+};
+
+/* As typed after "--"; for service update, also the update mask's names. */
+static const char *const opt_names[OPT__COUNT] = {
+	[OPT_NAME] = "name",
+	[OPT_EMAIL] = "email",
+	[OPT_FAX] = "fax",
+	[OPT_PROVIDER] = "provider",
+	[OPT_CATEGORY] = "category",
+	[OPT_PRICE] = "price",
+	[OPT_CURRENCY] = "currency",
+	[OPT_DESCRIPTION] = "description",
+	[OPT_ACTIVE] = "active",
+};
+
+#define CMD_OPTS_MAX 8
+#define UPDATE_MASK_MAX 6
+
+/* One run of a command: its arguments, the request made of them, the reply. */
+struct run {
+	struct args_cmd a;              /* for messages */
+	char *val[OPT__COUNT];          /* option values; NULL: not given */
+	char *pos[1];                   /* the ID or FILE, if it takes one */
 	Twinroute__Ctl__CtlRequest req;
-	uint32_t np, ns;
-	char *pos[1];
-	FILE *f;
-	size_t packed;
+	Twinroute__Provider provider;
+	Twinroute__Service service;
+	Twinroute__Money price;
+	Twinroute__Ctl__Filter filter;
+	char *mask[UPDATE_MASK_MAX];
+	size_t nmask;
+	struct import im;
+	Twinroute__Ctl__CatalogItem **items;
+	Twinroute__Ctl__CtlResponse *resp;
+};
+
+static void
+run_done(struct run *run)
+{
+	resp_freep(&run->resp);
+	free(run->items);
+	import_free(&run->im);
+}
+
+/* What a command takes, how it makes its request, how it shows the reply. */
+struct command {
+	enum opt opts[CMD_OPTS_MAX]; /* in the order of its usage */
+	size_t required;             /* the first this many must be given */
+	const char *pos;             /* its one positional argument, if any */
+	bool target;                 /* ... which the request targets */
+	int (*build)(struct run *run); /* CLI_GO_ON or the exit code */
+	int (*print)(const struct ctx *ctx, const struct run *run);
+};
+
+/*
+ * The reply's error, if any: print it and return CLI_EXIT_REFUSED; else
+ * CLI_GO_ON. An error about one item of an import names its line.
+ */
+static int
+refused(const struct run *run)
+{
+	const Twinroute__Error *e = run->resp->error;
+
+	if (!e || e->code == TWINROUTE__ERROR_CODE__ERR_NONE)
+		return CLI_GO_ON;
+	if (e->index >= 0 && (size_t)e->index < run->im.n)
+		fprintf(stderr, "%s:%lu: %s\n", run->im.file,
+		    run->im.v[e->index]->line, error_message(e));
+	else
+		fprintf(stderr, PROG ": %s\n", error_message(e));
+	return CLI_EXIT_REFUSED;
+}
+
+/* {"id": id, key: value}: what a change prints when the reply has no record. */
+static int
+print_json_ack(const char *id, const char *key, bool value)
+{
+	return cli_print_json(OUT_JSON_OBJECT(
+	    { "id", out_json_string(id) },
+	    { key, json_object_new_boolean(value) }));
+}
+
+/* "NOUN ID VERB": what a change prints as text. */
+static int
+print_done(const char *noun, const char *id, const char *verb)
+{
+	printf("%s %s %s\n", noun, id, verb);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_status(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__Status *s = run->resp->status;
+	char a[OUT_BUF_SIZE], b[OUT_BUF_SIZE];
+	const int kw = 19;
+
+	if (!s)
+		return cli_fail("%s: the reply carries no status", ctx->socket);
+	if (ctx->json)
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "version", out_json_string(s->version) },
+		    { "pid", json_object_new_int64(s->pid) },
+		    { "uptime_seconds",
+			json_object_new_uint64(s->uptime_seconds) },
+		    { "client_addr", out_json_string(s->client_addr) },
+		    { "client_connections",
+			json_object_new_int64(s->client_connections) },
+		    { "control_connections",
+			json_object_new_int64(s->control_connections) },
+		    { "providers", json_object_new_int64(s->providers) },
+		    { "services", json_object_new_int64(s->services) },
+		    { "store_used_bytes",
+			json_object_new_uint64(s->store_used_bytes) },
+		    { "store_map_bytes",
+			json_object_new_uint64(s->store_map_bytes) },
+		    { "store_last_txn",
+			json_object_new_uint64(s->store_last_txn) },
+		    { "store_synced_txn",
+			json_object_new_uint64(s->store_synced_txn) },
+		    { "requests_served",
+			json_object_new_uint64(s->requests_served) }));
+
+	out_kv(stdout, kw, "version", "%s", s->version);
+	out_kv(stdout, kw, "pid", "%" PRIu32, s->pid);
+	out_kv(stdout, kw, "uptime", "%s",
+	    out_duration(s->uptime_seconds, a, sizeof(a)));
+	out_kv(stdout, kw, "client address", "%s",
+	    *s->client_addr ? s->client_addr : "-");
+	out_kv(stdout, kw, "client connections", "%" PRIu32,
+	    s->client_connections);
+	out_kv(stdout, kw, "control connections", "%" PRIu32,
+	    s->control_connections);
+	out_kv(stdout, kw, "providers", "%" PRIu32, s->providers);
+	out_kv(stdout, kw, "services", "%" PRIu32, s->services);
+	if (s->store_map_bytes > 0)
+		out_kv(stdout, kw, "store", "%s used of %s (%.1f%%)",
+		    out_size(s->store_used_bytes, a, sizeof(a)),
+		    out_size(s->store_map_bytes, b, sizeof(b)),
+		    100.0 * (double)s->store_used_bytes /
+		    (double)s->store_map_bytes);
+	else
+		out_kv(stdout, kw, "store", "%s used",
+		    out_size(s->store_used_bytes, a, sizeof(a)));
+	out_kv(stdout, kw, "last txn", "%" PRIu64, s->store_last_txn);
+	out_kv(stdout, kw, "synced txn", "%" PRIu64, s->store_synced_txn);
+	out_kv(stdout, kw, "requests served", "%" PRIu64, s->requests_served);
+	return CLI_EXIT_OK;
+}
+
+static int
+build_provider_add(struct run *run)
+{
+	Twinroute__Provider *p = &run->provider;
+
+	p->id = run->pos[0];
+	p->name = run->val[OPT_NAME];
+	p->email = run->val[OPT_EMAIL];
+	p->fax = run->val[OPT_FAX];
+	p->active = true;
+	run->req.provider = p;
+	return CLI_GO_ON;
+}
+
+static int
+print_provider_added(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+
+	if (!ctx->json)
+		return print_done("provider", run->pos[0], "added");
+	return cli_print_json(out_json_provider(resp->n_providers > 0 ?
+	    resp->providers[0] : &run->provider));
+}
+
+/* The providers as a JSON array or a table. */
+static int
+print_providers(const struct ctx *ctx, Twinroute__Provider *const *v,
+    size_t n)
+{
+	static const char *const hdr[] = { "ID", "NAME", "EMAIL", "FAX",
+	    "ACTIVE" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json)
+		return cli_print_json(out_json_providers(v, n));
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *row[] = { v[i]->id, v[i]->name, v[i]->email,
+		    v[i]->fax, out_yesno(v[i]->active) };
+
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+/* The services as a JSON array or a table, with or without providers. */
+static int
+print_services(const struct ctx *ctx, Twinroute__Service *const *v,
+    size_t n, bool with_provider)
+{
+	static const char *const hdr[] = { "ID", "PROVIDER", "CATEGORY", "NAME",
+	    "PRICE", "ACTIVE" };
+	static const char *const hdr_np[] = { "ID", "CATEGORY", "NAME", "PRICE",
+	    "ACTIVE" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	size_t off = with_provider ? 0 : 1;
+
+	if (ctx->json)
+		return cli_print_json(out_json_services(v, n));
+	if (with_provider)
+		t = out_table_new(ELEMENTSOF(hdr), hdr);
+	else
+		t = out_table_new(ELEMENTSOF(hdr_np), hdr_np);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_align(t, 4 - off, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < n; i++) {
+		const Twinroute__Service *s = v[i];
+		char price[OUT_BUF_SIZE];
+		const char *row[] = { s->id, with_provider ? s->provider_id :
+		    s->id, s->category, s->name,
+		    out_price(s->price, price, sizeof(price)),
+		    out_yesno(s->active) };
+
+		if (out_table_add(t, row + off) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_provider_list(const struct ctx *ctx, const struct run *run)
+{
+	return print_providers(ctx, run->resp->providers,
+	    run->resp->n_providers);
+}
+
+static int
+print_provider_show(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Provider *p;
+	const int kw = 6;
+
+	if (resp->n_providers < 1)
+		return cli_fail("%s: the reply carries no provider",
+		    ctx->socket);
+	p = resp->providers[0];
+	if (ctx->json) {
+		_cleanup_(json_object_putp) json_object *o = NULL;
+		json_object *a;
+
+		o = out_json_provider(p);
+		a = out_json_services(resp->services, resp->n_services);
+		if (!o || !a || json_object_object_add(o, "services", a) < 0) {
+			json_object_put(a);
+			return cli_fail("out of memory");
+		}
+		return cli_print_json(TAKE_PTR(o));
+	}
+	out_kv(stdout, kw, "id", "%s", p->id);
+	out_kv(stdout, kw, "name", "%s", p->name);
+	out_kv(stdout, kw, "email", "%s", p->email);
+	out_kv(stdout, kw, "fax", "%s", p->fax);
+	out_kv(stdout, kw, "active", "%s", out_yesno(p->active));
+	if (resp->n_services == 0) {
+		printf("\nno services\n");
+		return CLI_EXIT_OK;
+	}
+	printf("\n");
+	return print_services(ctx, resp->services, resp->n_services, false);
+}
+
+static int
+print_provider_disabled(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+
+	if (!ctx->json)
+		return print_done("provider", run->pos[0], "disabled");
+	if (resp->n_providers > 0)
+		return cli_print_json(out_json_provider(resp->providers[0]));
+	return print_json_ack(run->pos[0], "active", false);
+}
+
+/* --price and --currency, both given, into the service. */
+static int
+build_price(struct run *run)
+{
+	const char *why;
+
+	if (parse_price(run->val[OPT_PRICE], &run->price.minor, &why) < 0)
+		return args_cmd_error(&run->a, "--price %s: %s",
+		    run->val[OPT_PRICE], why);
+	run->price.currency = run->val[OPT_CURRENCY];
+	run->service.price = &run->price;
+	return CLI_GO_ON;
+}
+
+static int
+build_service_add(struct run *run)
+{
+	Twinroute__Service *s = &run->service;
 	int r;
 
-	r = parse_args(ctx, cmd, argc, argv, NULL, 0, pos, 1, posnames);
+	r = build_price(run);
 	if (r >= 0)
 		return r;
-	if (strcmp(pos[0], "-") == 0) {
-		im.file = "<stdin>";
+	s->id = run->pos[0];
+	s->provider_id = run->val[OPT_PROVIDER];
+	s->category = run->val[OPT_CATEGORY];
+	s->name = run->val[OPT_NAME];
+	if (run->val[OPT_DESCRIPTION])
+		s->description = run->val[OPT_DESCRIPTION];
+	s->active = true;
+	run->req.service = s;
+	return CLI_GO_ON;
+}
+
+/* The option o, if given, into *field and the update mask. */
+static void
+update_field(struct run *run, enum opt o, char **field)
+{
+	if (!run->val[o])
+		return;
+	*field = run->val[o];
+	run->mask[run->nmask++] = unconst(opt_names[o]);
+}
+
+static int
+build_service_update(struct run *run)
+{
+	Twinroute__Service *s = &run->service;
+	const char *active = run->val[OPT_ACTIVE];
+	int r;
+
+	s->id = run->pos[0];
+	update_field(run, OPT_PROVIDER, &s->provider_id);
+	update_field(run, OPT_CATEGORY, &s->category);
+	update_field(run, OPT_NAME, &s->name);
+	update_field(run, OPT_DESCRIPTION, &s->description);
+	if (!run->val[OPT_PRICE] != !run->val[OPT_CURRENCY])
+		return args_cmd_error(&run->a,
+		    "--price and --currency go together: give both");
+	if (run->val[OPT_PRICE]) {
+		r = build_price(run);
+		if (r >= 0)
+			return r;
+		run->mask[run->nmask++] = unconst(opt_names[OPT_PRICE]);
+	}
+	if (active) {
+		if (strcmp(active, "yes") == 0 || strcmp(active, "true") == 0)
+			s->active = true;
+		else if (strcmp(active, "no") == 0 ||
+		    strcmp(active, "false") == 0)
+			s->active = false;
+		else
+			return args_cmd_error(&run->a,
+			    "--active takes yes or no, not '%s'", active);
+		run->mask[run->nmask++] = unconst(opt_names[OPT_ACTIVE]);
+	}
+	if (run->nmask == 0)
+		return args_cmd_error(&run->a, "nothing to change: give at "
+		    "least one field");
+	run->req.service = s;
+	run->req.n_update_mask = run->nmask;
+	run->req.update_mask = run->mask;
+	return CLI_GO_ON;
+}
+
+/* A service from the reply, or the one sent, or an acknowledgement. */
+static int
+print_service_result(const struct ctx *ctx, const struct run *run,
+    const Twinroute__Service *sent, const char *verb)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+
+	if (!ctx->json)
+		return print_done("service", run->pos[0], verb);
+	if (resp->n_services > 0)
+		return cli_print_json(out_json_service(resp->services[0]));
+	if (sent)
+		return cli_print_json(out_json_service(sent));
+	return print_json_ack(run->pos[0], verb, true);
+}
+
+static int
+print_service_added(const struct ctx *ctx, const struct run *run)
+{
+	return print_service_result(ctx, run, &run->service, "added");
+}
+
+static int
+print_service_updated(const struct ctx *ctx, const struct run *run)
+{
+	return print_service_result(ctx, run, NULL, "updated");
+}
+
+static int
+print_service_removed(const struct ctx *ctx, const struct run *run)
+{
+	if (!ctx->json)
+		return print_done("service", run->pos[0], "removed");
+	return print_json_ack(run->pos[0], "removed", true);
+}
+
+static int
+build_service_list(struct run *run)
+{
+	if (!run->val[OPT_PROVIDER] && !run->val[OPT_CATEGORY])
+		return CLI_GO_ON;
+	if (run->val[OPT_PROVIDER])
+		run->filter.provider_id = run->val[OPT_PROVIDER];
+	if (run->val[OPT_CATEGORY])
+		run->filter.category = run->val[OPT_CATEGORY];
+	run->req.filter = &run->filter;
+	return CLI_GO_ON;
+}
+
+static int
+print_service_list(const struct ctx *ctx, const struct run *run)
+{
+	return print_services(ctx, run->resp->services,
+	    run->resp->n_services, true);
+}
+
+static int
+build_import(struct run *run)
+{
+	struct import *im = &run->im;
+	const char *file = run->pos[0];
+	size_t packed;
+	FILE *f;
+	int r;
+
+	if (strcmp(file, "-") == 0) {
+		im->file = "<stdin>";
 		f = stdin;
 	} else {
-		im.file = pos[0];
-		f = fopen(pos[0], "re");
+		im->file = file;
+		f = fopen(file, "re");
 		if (!f) {
-			fprintf(stderr, PROG ": cannot open %s: %s\n", pos[0],
+			fprintf(stderr, PROG ": cannot open %s: %s\n", file,
 			    strerror(errno));
-			return EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 	}
-	r = import_read(&im, f);
+	r = import_read(im, f);
 	if (f != stdin)
 		fclose(f);
 	if (r >= 0)
-		goto out;
-	if (im.n == 0) {
-		fprintf(stderr, "%s: nothing to import\n", im.file);
-		r = EXIT_USAGE;
-		goto out;
+		return r;
+	if (im->n == 0) {
+		fprintf(stderr, "%s: nothing to import\n", im->file);
+		return CLI_EXIT_USAGE;
 	}
 
-	items = calloc(im.n, sizeof(*items));
-	if (!items) {
-		r = fail("out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < im.n; i++) {
-		struct import_item *it = im.v[i];
+	run->items = calloc(im->n, sizeof(*run->items));
+	if (!run->items)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < im->n; i++) {
+		struct import_item *it = im->v[i];
 
 		if (it->is_provider) {
 			it->item.item_case =
@@ -1413,136 +1050,133 @@ cmd_catalog_import(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 			    TWINROUTE__CTL__CATALOG_ITEM__ITEM_SERVICE;
 			it->item.service = &it->service;
 		}
-		items[i] = &it->item;
+		run->items[i] = &it->item;
 	}
-	twinroute__ctl__ctl_request__init(&req);
-	req.command = cmd;
-	req.n_items = im.n;
-	req.items = items;
-	packed = protobuf_c_message_get_packed_size(&req.base);
+	run->req.n_items = im->n;
+	run->req.items = run->items;
+	packed = protobuf_c_message_get_packed_size(&run->req.base);
 	if (packed > CTL_FRAME_MAX) {
 		fprintf(stderr, "%s: too large for one import: %zu bytes once "
-		    "packed, the control socket takes at most %u\n", im.file,
+		    "packed, the control socket takes at most %u\n", im->file,
 		    packed, CTL_FRAME_MAX);
-		r = EXIT_USAGE;
-		goto out;
+		return CLI_EXIT_USAGE;
 	}
-
-	r = ctl_call(ctx, &req, &resp);
-	if (r != EXIT_OK)
-		goto out;
-	if (resp->error &&
-	    resp->error->code != TWINROUTE__ERROR_CODE__ERR_NONE) {
-		int32_t idx = resp->error->index;
-
-		if (idx >= 0 && (size_t)idx < im.n)
-			fprintf(stderr, "%s:%lu: %s\n", im.file,
-			    im.v[idx]->line, error_message(resp->error));
-		else
-			fprintf(stderr, PROG ": %s\n",
-			    error_message(resp->error));
-		r = EXIT_REFUSED;
-		goto out;
-	}
-
-	np = resp->imported ? resp->imported->providers : im.providers;
-	ns = resp->imported ? resp->imported->services : im.services;
-	if (ctx->json) {
-		json_object *o = json_object_new_object();
-
-		if (o) {
-			json_object_object_add(o, "providers",
-			    json_object_new_int64(np));
-			json_object_object_add(o, "services",
-			    json_object_new_int64(ns));
-		}
-		r = print_json(o);
-	} else {
-		printf("imported %" PRIu32 " providers and %" PRIu32
-		    " services\n", np, ns);
-		r = EXIT_OK;
-	}
-out:
-	import_free(&im);
-	return r;
+	return CLI_GO_ON;
 }
 
-static cmd_fn *const cmd_fns[CTL__COUNT] = {
-	[CTL_STATUS] = cmd_status,
-	[CTL_PROVIDER_ADD] = cmd_provider_add,
-	[CTL_PROVIDER_LIST] = cmd_provider_list,
-	[CTL_PROVIDER_SHOW] = cmd_provider_show,
-	[CTL_PROVIDER_DISABLE] = cmd_provider_disable,
-	[CTL_SERVICE_ADD] = cmd_service_add,
-	[CTL_SERVICE_UPDATE] = cmd_service_update,
-	[CTL_SERVICE_REMOVE] = cmd_service_remove,
-	[CTL_SERVICE_LIST] = cmd_service_list,
-	[CTL_CATALOG_IMPORT] = cmd_catalog_import,
+static int
+print_imported(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	uint32_t np, ns;
+
+	np = resp->imported ? resp->imported->providers : run->im.providers;
+	ns = resp->imported ? resp->imported->services : run->im.services;
+	if (ctx->json)
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "providers", json_object_new_int64(np) },
+		    { "services", json_object_new_int64(ns) }));
+	printf("imported %" PRIu32 " providers and %" PRIu32 " services\n",
+	    np, ns);
+	return CLI_EXIT_OK;
+}
+
+static const struct command commands[CTL__COUNT] = {
+	[CTL_STATUS] = { .print = print_status },
+	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
+	    .required = 3, .pos = "ID", .build = build_provider_add,
+	    .print = print_provider_added },
+	[CTL_PROVIDER_LIST] = { .print = print_provider_list },
+	[CTL_PROVIDER_SHOW] = { .pos = "ID", .target = true,
+	    .print = print_provider_show },
+	[CTL_PROVIDER_DISABLE] = { .pos = "ID", .target = true,
+	    .print = print_provider_disabled },
+	[CTL_SERVICE_ADD] = { .opts = { OPT_PROVIDER, OPT_CATEGORY, OPT_NAME,
+	    OPT_PRICE, OPT_CURRENCY, OPT_DESCRIPTION }, .required = 5,
+	    .pos = "ID", .build = build_service_add,
+	    .print = print_service_added },
+	[CTL_SERVICE_UPDATE] = { .opts = { OPT_PROVIDER, OPT_CATEGORY,
+	    OPT_NAME, OPT_PRICE, OPT_CURRENCY, OPT_DESCRIPTION, OPT_ACTIVE },
+	    .pos = "ID", .target = true, .build = build_service_update,
+	    .print = print_service_updated },
+	[CTL_SERVICE_REMOVE] = { .pos = "ID", .target = true,
+	    .print = print_service_removed },
+	[CTL_SERVICE_LIST] = { .opts = { OPT_PROVIDER, OPT_CATEGORY },
+	    .build = build_service_list, .print = print_service_list },
+	[CTL_CATALOG_IMPORT] = { .pos = "FILE", .build = build_import,
+	    .print = print_imported },
 };
+
+/* Parse, build, send, report: one command from its arguments to its exit. */
+static int
+run_command(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
+{
+	const struct command *c = &commands[cmd];
+	_cleanup_(run_done) struct run run = { .a = cmd_args(cmd) };
+	struct args_opt opts[CMD_OPTS_MAX] = { { NULL, NULL } };
+	size_t nopts = 0, npos = c->pos ? 1 : 0;
+	int r;
+
+	while (nopts < CMD_OPTS_MAX && c->opts[nopts] != OPT_END) {
+		opts[nopts].name = opt_names[c->opts[nopts]];
+		nopts++;
+	}
+	r = args_parse(&run.a, &(const struct args_spec){ .opts = opts,
+	    .nopts = nopts, .pos = run.pos, .npos_min = npos,
+	    .npos_max = npos, .posnames = &c->pos, .json = &ctx->json },
+	    argc, argv, NULL);
+	if (r >= 0)
+		return r;
+	r = args_require(&run.a, opts, c->required);
+	if (r >= 0)
+		return r;
+	for (size_t i = 0; i < nopts; i++)
+		run.val[c->opts[i]] = opts[i].value;
+
+	twinroute__ctl__ctl_request__init(&run.req);
+	twinroute__provider__init(&run.provider);
+	twinroute__service__init(&run.service);
+	twinroute__money__init(&run.price);
+	twinroute__ctl__filter__init(&run.filter);
+	run.req.command = cmd;
+	if (c->target)
+		run.req.target = run.pos[0];
+	if (c->build) {
+		r = c->build(&run);
+		if (r >= 0)
+			return r;
+	}
+	r = ctl_call(ctx, &run.req, &run.resp);
+	if (r != CLI_EXIT_OK)
+		return r;
+	r = refused(&run);
+	if (r >= 0)
+		return r;
+	return c->print(ctx, &run);
+}
 
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct ctx ctx = { 0 };
-	int c, cmd, words, r;
+	int cmd, words, r;
 
-	/* A daemon that goes away mid-write is an error, not a signal. */
-	signal(SIGPIPE, SIG_IGN);
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:s:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			ctx.socket = optarg;
-			break;
-		case 'j':
-			ctx.json = true;
-			break;
-		case 'h':
-			print_help(stdout);
-			return EXIT_OK;
-		case 'V':
-			printf(PROG " " TR_VERSION "\n");
-			return EXIT_OK;
-		case ':':
-			return usage_error(false, "option %s needs a value",
-			    argv[optind - 1]);
-		default:
-			if (optopt)
-				return usage_error(false,
-				    "unknown option '-%c'", optopt);
-			return usage_error(false, "unknown option '%s'",
-			    argv[optind - 1]);
-		}
-	}
-	if (!ctx.socket)
-		ctx.socket = getenv(CONTROL_SOCKET_ENV);
-	if (!ctx.socket || !*ctx.socket)
-		ctx.socket = CONTROL_SOCKET_DEFAULT;
-
-	if (optind == argc)
-		return usage_error(true, "no command given");
+	cli_init(PROG);
+	r = args_parse_global(&tool, argc, argv, &ctx.json, &ctx);
+	if (r >= 0)
+		return r;
+	ctx.socket = args_default(ctx.socket, CONTROL_SOCKET_ENV,
+	    CONTROL_SOCKET_DEFAULT);
 	cmd = ctl_cmd_lookup(argc - optind, argv + optind, &words);
-	if (cmd < 0 || !cmd_fns[cmd]) {
+	if (cmd < 0 || !commands[cmd].print) {
 		if (optind + 1 < argc && argv[optind + 1][0] != '-')
-			return usage_error(true, "unknown command '%s %s'",
-			    argv[optind], argv[optind + 1]);
-		return usage_error(true, "unknown command '%s'",
+			return args_usage_error(&tool, true,
+			    "unknown command '%s %s'", argv[optind],
+			    argv[optind + 1]);
+		return args_usage_error(&tool, true, "unknown command '%s'",
 		    argv[optind]);
 	}
-	r = cmd_fns[cmd](&ctx, (enum ctl_cmd)cmd, argc - optind - words,
+	r = run_command(&ctx, (enum ctl_cmd)cmd, argc - optind - words,
 	    argv + optind + words);
-	if ((fflush(stdout) != 0 || ferror(stdout)) && errno != EPIPE) {
-		fprintf(stderr, PROG ": cannot write the output: %s\n",
-		    strerror(errno));
-		return r == EXIT_OK ? EXIT_UNREACHABLE : r;
-	}
-	return r;
+	return cli_exit(r);
 }

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: ISC */
+/* ctl_server.h -- the daemon's control handlers, shared between their files */
+#ifndef TR_CTL_SERVER_H
+#define TR_CTL_SERVER_H
+
+#include <stdint.h>
+
+#include "control.pb-c.h"
+#include "net/server.h"
+
+typedef Twinroute__Ctl__CtlRequest CtlRequest;
+typedef Twinroute__Ctl__CtlResponse CtlResponse;
+
+/* Replies (ctl_server.c). */
+void ctl_send_error(struct conn *c, uint64_t id, int code, const char *msg);
+void ctl_reply(struct conn *c, CtlResponse *resp);
+/* Send resp once the broker store has synced seq. */
+void ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp);
+/* "ctl uid=0 pid=42": who is asking, for logs and the audit trail. */
+void ctl_actor(struct conn *c, char *buf, size_t len);
+
+/* Members, cards and the vault (ctl_member.c). */
+void ctl_member_add(struct conn *c, const CtlRequest *req);
+void ctl_member_show(struct conn *c, const CtlRequest *req);
+void ctl_member_list(struct conn *c, const CtlRequest *req);
+void ctl_member_disable(struct conn *c, const CtlRequest *req);
+void ctl_member_passwd(struct conn *c, const CtlRequest *req);
+void ctl_member_card_set(struct conn *c, const CtlRequest *req);
+void ctl_member_card_show(struct conn *c, const CtlRequest *req);
+void ctl_member_card_remove(struct conn *c, const CtlRequest *req);
+void ctl_member_card_check(struct conn *c, const CtlRequest *req);
+void ctl_vault_init(struct conn *c, const CtlRequest *req);
+void ctl_vault_unseal(struct conn *c, const CtlRequest *req);
+void ctl_vault_seal(struct conn *c, const CtlRequest *req);
+void ctl_vault_status(struct conn *c, const CtlRequest *req);
+void ctl_vault_rotate(struct conn *c, const CtlRequest *req);
+
+#endif

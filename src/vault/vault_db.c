@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: ISC */
+/* vault_db.c -- the vault's own LMDB environment: a small private wrapper */
+
+/*
+ * The same conventions as src/store (sticky transaction error, LMDB codes
+ * as -errno), without its group-commit thread: the vault thread is the
+ * only user of this environment and syncs it itself. Opened MDB_NOSYNC
+ * (commits reach the OS, the vault thread fsyncs at least every second
+ * while writes are unsynced, and at once after key and card changes) and
+ * MDB_NOTLS (vault_open reads it on the caller's thread before the vault
+ * thread takes over).
+ */
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "common/errcode.h"
+#include "vault/vault_int.h"
+
+#define VAULT_MAP_SIZE_DEFAULT (256ull << 20)
+#define VAULT_MAXDBS 8
+
+static const char *const vault_db_names[VDB__COUNT] = {
+	[VDB_META] = "meta",
+	[VDB_KEYS] = "keys",
+	[VDB_CARDS] = "cards",
+	[VDB_SPENDS] = "spends",
+};
+
+int
+vault_db_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_KEYEXIST:
+		return -TR_EEXISTS;
+	case MDB_BAD_VALSIZE:
+		return -EINVAL;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+/* The directory: ours, a directory, no group or other access. */
+static int
+vault_db_dir(const char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & 077) != 0) {
+		if (st.st_uid != geteuid())
+			return -EPERM;
+		if (chmod(path, 0700) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int
+vault_db_open(struct vault_db *db, const char *path, uint64_t map_size)
+{
+	MDB_txn *txn;
+	int r;
+
+	memset(db, 0, sizeof(*db));
+	r = vault_db_dir(path);
+	if (r < 0)
+		return r;
+	r = vault_db_errno(mdb_env_create(&db->env));
+	if (r < 0)
+		return r;
+	r = vault_db_errno(mdb_env_set_maxdbs(db->env, VAULT_MAXDBS));
+	if (r == 0)
+		r = vault_db_errno(mdb_env_set_mapsize(db->env,
+		    map_size ? map_size : VAULT_MAP_SIZE_DEFAULT));
+	if (r == 0)
+		r = vault_db_errno(mdb_env_open(db->env, path,
+		    MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600));
+	if (r < 0)
+		goto fail;
+
+	r = vault_db_errno(mdb_txn_begin(db->env, NULL, 0, &txn));
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < VDB__COUNT; i++) {
+		r = vault_db_errno(mdb_dbi_open(txn, vault_db_names[i],
+		    MDB_CREATE, &db->dbi[i]));
+		if (r < 0) {
+			mdb_txn_abort(txn);
+			goto fail;
+		}
+	}
+	r = vault_db_errno(mdb_txn_commit(txn));
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	mdb_env_close(db->env);
+	db->env = NULL;
+	return r;
+}
+
+void
+vault_db_close(struct vault_db *db)
+{
+	if (!db->env)
+		return;
+	mdb_env_sync(db->env, 1);
+	mdb_env_close(db->env);
+	db->env = NULL;
+}
+
+int
+vault_db_sync(struct vault_db *db)
+{
+	return vault_db_errno(mdb_env_sync(db->env, 1));
+}
+
+int
+vault_txn_begin(struct vault_db *db, bool rdonly, struct vault_txn *ret_t)
+{
+	MDB_txn *txn;
+	int r;
+
+	r = vault_db_errno(mdb_txn_begin(db->env, NULL,
+	    rdonly ? MDB_RDONLY : 0, &txn));
+	if (r < 0)
+		return r;
+	ret_t->db = db;
+	ret_t->txn = txn;
+	ret_t->ret = 0;
+	return 0;
+}
+
+int
+vault_txn_commit(struct vault_txn *t)
+{
+	int r;
+
+	if (!t->txn)
+		return -EINVAL;
+	if (t->ret < 0) {
+		r = t->ret;
+		mdb_txn_abort(t->txn);
+	} else {
+		r = vault_db_errno(mdb_txn_commit(t->txn));
+	}
+	t->txn = NULL;
+	return r;
+}
+
+void
+vault_txn_abort(struct vault_txn *t)
+{
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	t->txn = NULL;
+}
+
+static int
+vault_txn_fail(struct vault_txn *t, int err)
+{
+	if (t->ret == 0)
+		t->ret = err;
+	return err;
+}
+
+static MDB_val
+vault_val(const void *p, size_t len)
+{
+	MDB_val v = { .mv_size = len, .mv_data = unconst(p) };
+
+	return v;
+}
+
+int
+vault_get(struct vault_txn *t, enum vault_dbi db, const void *key,
+    size_t klen, MDB_val *ret)
+{
+	MDB_val k = vault_val(key, klen), v;
+	int r;
+
+	if (t->ret < 0)
+		return t->ret;
+	r = vault_db_errno(mdb_get(t->txn, t->db->dbi[db], &k, &v));
+	if (r == -ENOENT)
+		return r;
+	if (r < 0)
+		return vault_txn_fail(t, r);
+	*ret = v;
+	return 0;
+}
+
+int
+vault_put(struct vault_txn *t, enum vault_dbi db, const void *key,
+    size_t klen, const void *val, size_t vlen)
+{
+	MDB_val k = vault_val(key, klen), v = vault_val(val, vlen);
+	int r;
+
+	if (t->ret < 0)
+		return t->ret;
+	r = vault_db_errno(mdb_put(t->txn, t->db->dbi[db], &k, &v, 0));
+	return r < 0 ? vault_txn_fail(t, r) : 0;
+}
+
+int
+vault_del(struct vault_txn *t, enum vault_dbi db, const void *key,
+    size_t klen)
+{
+	MDB_val k = vault_val(key, klen);
+	int r;
+
+	if (t->ret < 0)
+		return t->ret;
+	r = vault_db_errno(mdb_del(t->txn, t->db->dbi[db], &k, NULL));
+	return r < 0 ? vault_txn_fail(t, r) : 0;
+}
+
+int
+vault_count(struct vault_txn *t, enum vault_dbi db, size_t *ret_n)
+{
+	MDB_stat st;
+	int r;
+
+	if (t->ret < 0)
+		return t->ret;
+	r = vault_db_errno(mdb_stat(t->txn, t->db->dbi[db], &st));
+	if (r < 0)
+		return vault_txn_fail(t, r);
+	*ret_n = st.ms_entries;
+	return 0;
+}
