@@ -591,7 +591,24 @@ ctl_vault_init(struct conn *c, const CtlRequest *req)
 	struct vault_request vr = { .op = VAULT_OP_INIT };
 	const Twinroute__Ctl__VaultInit *vi = req->vault_init;
 
-	if (vi && vi->key_file) {
+	if (vi && vi->key_file[0] != '\0') {
+		struct daemon *d = conn_ctx(c);
+		char msg[512];
+
+		/* The daemon unseals from its configured file at start: a
+		 * file anywhere else would never be read. */
+		if (strcmp(vi->key_file, d->cfg->vault_key_file) != 0) {
+			snprintf(msg, sizeof(msg), "--key-file %.100s: set "
+			    "[vault] key_file = %.100s in the daemon's "
+			    "configuration and restart it first%s%.60s%s",
+			    vi->key_file, vi->key_file,
+			    d->cfg->vault_key_file[0] ? " (it is now " : "",
+			    d->cfg->vault_key_file,
+			    d->cfg->vault_key_file[0] ? ")" : "");
+			ctl_send_error(c, req->id,
+			    TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST, msg);
+			return;
+		}
 		vr.init.key_file = true;
 	} else {
 		vr.init.shares = vi && vi->shares ? vi->shares : 5;

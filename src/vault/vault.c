@@ -1256,8 +1256,7 @@ vault_op_unseal(struct vault *v, struct vault_slot *s)
 		}
 		r = vault_key_file_read(v->key_file, nk);
 		if (r < 0) {
-			vault_set(y, r == -EPERM ? VAULT_BAD_KEY : VAULT_ERROR,
-			    "key file %s: %s", v->key_file,
+			vault_set(y, VAULT_ERROR, "key file %s: %s", v->key_file,
 			    r == -EPERM ? "group or other may access it, or it is not ours: refused" : strerror(-r));
 			goto plain;
 		}
@@ -1540,8 +1539,12 @@ vault_op_card_set(struct vault *v, struct vault_slot *s)
 	}
 	r = envelope_open(v->enrol, q->member, q->card_set.envelope,
 	    q->card_set.len, &in);
+	if (r == -EBADMSG) {
+		vault_set(y, VAULT_BAD_CARD, "the envelope does not open: altered, or sealed to another key or member");
+		goto plain;
+	}
 	if (r < 0) {
-		vault_set(y, VAULT_BAD_CARD, "%s", r == -EBADMSG ? "the envelope does not open: altered, or sealed to another key or member" : "the envelope cannot be opened");
+		vault_set(y, VAULT_ERROR, "cannot open the envelope: %s", strerror(-r));
 		goto plain;
 	}
 	/* The client checked too; the vault does not trust it. */

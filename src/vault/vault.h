@@ -28,13 +28,13 @@
 #define VAULT_SHARE_TEXT_MAX 128   /* one share as text, NUL included */
 #define VAULT_ENVELOPE_MAX 1024
 #define VAULT_ENROL_KEY_SIZE 32    /* X25519 public key */
-#define VAULT_PENDING_MAX 65536
+#define VAULT_PENDING_MAX 4096
 
 struct vault;
 
 struct vault_opts {
 	const char *path;          /* directory of the vault's LMDB env; 0700 */
-	uint64_t map_size;
+	uint64_t map_size;         /* bytes, preallocated on disk; 0: 64 MiB */
 	const char *key_file;      /* NULL or "": shares; else the KEK file */
 	const char *audit_log;     /* append-only audit file */
 	int64_t order_limit;       /* largest amount per authentication, minor units */

@@ -468,7 +468,7 @@ main(int argc, char **argv)
 		die("event_base_new", -ENOMEM);
 	memset(&opts, 0, sizeof(opts));
 	opts.path = path;
-	opts.map_size = 1ull << 30;
+	opts.map_size = 256ull << 20;
 	opts.key_file = key;
 	opts.audit_log = audit;
 	opts.order_limit = INT64_MAX / 4;

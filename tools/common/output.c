@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/macro.h"
 #include "output.h"
@@ -591,4 +592,15 @@ out_json_print(json_object *obj, FILE *f)
 	if (fputs(s, f) == EOF || fputc('\n', f) == EOF)
 		return -EIO;
 	return 0;
+}
+
+const char *
+out_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, len, "%lld", (long long)t);
+	return buf;
 }

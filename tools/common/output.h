@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -70,6 +71,8 @@ json_object *out_json_provider(const Twinroute__Provider *p);
 json_object *out_json_service(const Twinroute__Service *s);
 /* A string that is never NULL ("" for NULL). */
 json_object *out_json_string(const char *s);
+/* "2026-11-24 08:30:00 UTC". */
+const char *out_time(time_t t, char *buf, size_t len);
 /* A new array of the JSON of each of v[0..n); NULL on ENOMEM. */
 json_object *out_json_providers(Twinroute__Provider *const *v, size_t n);
 json_object *out_json_services(Twinroute__Service *const *v, size_t n);

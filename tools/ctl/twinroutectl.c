@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 #include "config-build.h"
 #include "control.pb-c.h"
@@ -21,7 +23,10 @@
 #include "common/errcode.h"
 #include "common/macro.h"
 #include "common/output.h"
+#include "common/secret.h"
 #include "ctl/ctl.h"
+#include "vault/card.h"
+#include "vault/envelope.h"
 
 #define PROG "twinroutectl"
 #define CONTROL_SOCKET_DEFAULT "/var/lib/twinroute/control.sock"
@@ -571,6 +576,10 @@ enum opt {
 	OPT_CURRENCY,
 	OPT_DESCRIPTION,
 	OPT_ACTIVE,
+	OPT_SHARES,
+	OPT_THRESHOLD,
+	OPT_KEY_FILE,
+	OPT_AMOUNT,
 	OPT__COUNT,
 };
 
@@ -585,6 +594,10 @@ static const char *const opt_names[OPT__COUNT] = {
 	[OPT_CURRENCY] = "currency",
 	[OPT_DESCRIPTION] = "description",
 	[OPT_ACTIVE] = "active",
+	[OPT_SHARES] = "shares",
+	[OPT_THRESHOLD] = "threshold",
+	[OPT_KEY_FILE] = "key-file",
+	[OPT_AMOUNT] = "amount",
 };
 
 #define CMD_OPTS_MAX 8
@@ -604,12 +617,20 @@ struct run {
 	size_t nmask;
 	struct import im;
 	Twinroute__Ctl__CatalogItem **items;
+	Twinroute__Ctl__Member member;
+	Twinroute__Ctl__VaultInit vault_init;
+	Twinroute__Ctl__CardCheck card_check;
+	char secret[1100];              /* password or share; wiped */
+	uint8_t envelope[ENVELOPE_MAX]; /* the card, sealed to the vault */
 	Twinroute__Ctl__CtlResponse *resp;
+	const struct ctx *ctx;
 };
 
 static void
 run_done(struct run *run)
 {
+	OPENSSL_cleanse(run->secret, sizeof(run->secret));
+	OPENSSL_cleanse(run->envelope, sizeof(run->envelope));
 	resp_freep(&run->resp);
 	free(run->items);
 	import_free(&run->im);
@@ -1081,6 +1102,571 @@ print_imported(const struct ctx *ctx, const struct run *run)
 	return CLI_EXIT_OK;
 }
 
+
+/* ---- members, cards, the vault --------------------------------------- */
+
+/* A secret line into run->secret: the password, a share. */
+static int
+read_secret(struct run *run, const char *prompt, const char *what)
+{
+	int r = secret_read(prompt, false, run->secret, sizeof(run->secret));
+
+	if (r == -ENODATA)
+		return cli_fail("no %s given (type it, or give it on standard "
+		    "input)", what);
+	if (r == -E2BIG)
+		return cli_fail("the %s is too long", what);
+	if (r < 0)
+		return cli_fail("cannot read the %s: %s", what, strerror(-r));
+	return CLI_GO_ON;
+}
+
+/* The password, typed twice on a terminal, or one line of stdin. */
+static int
+read_password(struct run *run)
+{
+	char again[sizeof(run->secret)];
+	int r;
+
+	r = read_secret(run, "new password: ", "password");
+	if (r >= 0)
+		return r;
+	if (!secret_interactive())
+		return CLI_GO_ON;
+	r = secret_read("again: ", false, again, sizeof(again));
+	if (r < 0 || strcmp(again, run->secret) != 0) {
+		OPENSSL_cleanse(again, sizeof(again));
+		return cli_fail("the passwords do not match");
+	}
+	OPENSSL_cleanse(again, sizeof(again));
+	return CLI_GO_ON;
+}
+
+static int
+build_member_add(struct run *run)
+{
+	Twinroute__Ctl__Member *m = &run->member;
+	int r;
+
+	twinroute__ctl__member__init(m);
+	m->number = run->pos[0];
+	m->name = run->val[OPT_NAME];
+	m->email = run->val[OPT_EMAIL];
+	run->req.member = m;
+	r = read_password(run);
+	if (r >= 0)
+		return r;
+	run->req.password = run->secret;
+	return CLI_GO_ON;
+}
+
+static int
+build_member_passwd(struct run *run)
+{
+	int r = read_password(run);
+
+	if (r >= 0)
+		return r;
+	run->req.password = run->secret;
+	return CLI_GO_ON;
+}
+
+static json_object *
+json_member(const Twinroute__Ctl__Member *m)
+{
+	return OUT_JSON_OBJECT(
+	    { "number", out_json_string(m->number) },
+	    { "name", out_json_string(m->name) },
+	    { "email", out_json_string(m->email) },
+	    { "active", json_object_new_boolean(m->active) },
+	    { "created_unix", json_object_new_uint64(m->created_unix) });
+}
+
+static json_object *
+json_card(const Twinroute__Ctl__CardInfo *ci)
+{
+	return OUT_JSON_OBJECT(
+	    { "brand", out_json_string(ci->brand) },
+	    { "last4", out_json_string(ci->last4) },
+	    { "exp_month", json_object_new_int64(ci->exp_month) },
+	    { "exp_year", json_object_new_int64(ci->exp_year) });
+}
+
+/* "visa ending 1111, expires 12/2028": all a display may show. */
+static const char *
+card_line(const Twinroute__Ctl__CardInfo *ci, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s ending %s, expires %02" PRIu32 "/%04" PRIu32,
+	    ci->brand, ci->last4, ci->exp_month, ci->exp_year);
+	return buf;
+}
+
+static const Twinroute__Ctl__Member *
+reply_member(const struct run *run)
+{
+	return run->resp->n_members > 0 ? run->resp->members[0] : NULL;
+}
+
+static int
+print_member_changed(const struct ctx *ctx, const struct run *run,
+    const char *verb)
+{
+	const Twinroute__Ctl__Member *m = reply_member(run);
+
+	if (ctx->json)
+		return m ? cli_print_json(json_member(m)) :
+		    print_json_ack(run->pos[0], verb, true);
+	return print_done("member", run->pos[0], verb);
+}
+
+static int
+print_member_added(const struct ctx *ctx, const struct run *run)
+{
+	return print_member_changed(ctx, run, "added");
+}
+
+static int
+print_member_disabled(const struct ctx *ctx, const struct run *run)
+{
+	return print_member_changed(ctx, run, "disabled");
+}
+
+static int
+print_member_passwd(const struct ctx *ctx, const struct run *run)
+{
+	return print_member_changed(ctx, run, "password changed");
+}
+
+static int
+print_member_list(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "NUMBER", "NAME", "EMAIL",
+	    "ACTIVE" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json) {
+		json_object *a = json_object_new_array();
+
+		for (size_t i = 0; a && i < resp->n_members; i++)
+			json_object_array_add(a, json_member(resp->members[i]));
+		return a ? cli_print_json(a) : cli_fail("out of memory");
+	}
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < resp->n_members; i++) {
+		const Twinroute__Ctl__Member *m = resp->members[i];
+		const char *row[] = { m->number, m->name, m->email,
+		    out_yesno(m->active) };
+
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+/* What member show says of the card: from the vault, or why not. */
+static const char *
+card_state(const struct run *run, char *buf, size_t len)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+
+	if (resp->card)
+		return card_line(resp->card, buf, len);
+	if (strcmp(resp->card_result, "NO_CARD") == 0)
+		return "none";
+	snprintf(buf, len, "unknown (%s)", resp->card_result);
+	return buf;
+}
+
+static int
+print_member_show(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__Member *m = reply_member(run);
+	char buf[OUT_BUF_SIZE], card[OUT_BUF_SIZE];
+	const int kw = 8;
+
+	if (!m)
+		return cli_fail("%s: the reply carries no member", ctx->socket);
+	if (ctx->json) {
+		_cleanup_(json_object_putp) json_object *o = json_member(m);
+
+		if (!o)
+			return cli_fail("out of memory");
+		json_object_object_add(o, "card", run->resp->card ?
+		    json_card(run->resp->card) : NULL);
+		json_object_object_add(o, "card_result",
+		    out_json_string(run->resp->card_result));
+		return cli_print_json(TAKE_PTR(o));
+	}
+	out_kv(stdout, kw, "number", "%s", m->number);
+	out_kv(stdout, kw, "name", "%s", m->name);
+	out_kv(stdout, kw, "email", "%s", m->email);
+	out_kv(stdout, kw, "active", "%s", out_yesno(m->active));
+	out_kv(stdout, kw, "created", "%s",
+	    out_time((time_t)m->created_unix, buf, sizeof(buf)));
+	out_kv(stdout, kw, "card", "%s", card_state(run, card, sizeof(card)));
+	return CLI_EXIT_OK;
+}
+
+/* Ask the vault for its enrolment key (a request of its own). */
+static int
+fetch_enrol_key(struct run *run, uint8_t pub[32])
+{
+	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
+	Twinroute__Ctl__CtlRequest req = TWINROUTE__CTL__CTL_REQUEST__INIT;
+	const Twinroute__Ctl__VaultStatus *vs;
+	int r;
+
+	req.command = CTL_VAULT_STATUS;
+	r = ctl_call(run->ctx, &req, &resp);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (resp->error && resp->error->code != TWINROUTE__ERROR_CODE__ERR_NONE) {
+		fprintf(stderr, PROG ": %s\n", error_message(resp->error));
+		return CLI_EXIT_REFUSED;
+	}
+	vs = resp->vault;
+	if (!vs || !vs->initialized || vs->enrol_key.len != 32) {
+		fprintf(stderr, PROG ": the vault is not initialized "
+		    "(twinroutectl vault init)\n");
+		return CLI_EXIT_REFUSED;
+	}
+	if (vs->sealed) {
+		fprintf(stderr, PROG ": the vault is sealed (twinroutectl vault "
+		    "unseal)\n");
+		return CLI_EXIT_REFUSED;
+	}
+	memcpy(pub, vs->enrol_key.data, 32);
+	return CLI_GO_ON;
+}
+
+/* Card fields from the terminal or stdin, checked, into *in. */
+static int
+read_card(struct run *run, struct card_input *in)
+{
+	char line[256];
+	const char *why = NULL;
+	int r;
+
+	r = secret_read("card number: ", false, line, sizeof(line));
+	if (r == 0 && card_normalize_number(line, in->number, &why) < 0)
+		r = -EINVAL;
+	if (r == 0) {
+		r = secret_read("expiry (MM/YY): ", true, line, sizeof(line));
+		if (r == 0 && card_parse_expiry(line, &in->exp_month,
+		    &in->exp_year) < 0) {
+			why = "expiry: not MM/YY";
+			r = -EINVAL;
+		}
+	}
+	if (r == 0) {
+		r = secret_read("cardholder name: ", true, line, sizeof(line));
+		if (r == 0 && strlen(line) >= sizeof(in->holder)) {
+			why = "cardholder name: at most 64 bytes";
+			r = -EINVAL;
+		} else if (r == 0) {
+			memcpy(in->holder, line, strlen(line) + 1);
+		}
+	}
+	OPENSSL_cleanse(line, sizeof(line));
+	if (r == 0 && card_check(in, time(NULL), &why) < 0)
+		r = -EINVAL;
+	if (r == -EINVAL)
+		return args_cmd_error(&run->a, "%s", why);
+	if (r == -ENODATA)
+		return cli_fail("expected three lines: card number, expiry "
+		    "(MM/YY), cardholder name");
+	if (r < 0)
+		return cli_fail("cannot read the card: %s", strerror(-r));
+	return CLI_GO_ON;
+}
+
+static int
+build_card_set(struct run *run)
+{
+	struct card_input in = { 0 };
+	uint8_t pub[32];
+	size_t len = 0;
+	int r;
+
+	/* Read first, then ask for the key: a typing person is not kept
+	 * waiting on a connection. */
+	r = read_card(run, &in);
+	if (r < 0)
+		r = fetch_enrol_key(run, pub);
+	if (r < 0 && envelope_seal(pub, run->pos[0], &in, run->envelope,
+	    sizeof(run->envelope), &len) < 0)
+		r = cli_fail("cannot seal the card for the vault");
+	OPENSSL_cleanse(&in, sizeof(in));
+	if (r >= 0)
+		return r;
+	run->req.card_envelope.data = run->envelope;
+	run->req.card_envelope.len = len;
+	return CLI_GO_ON;
+}
+
+static int
+print_card(const struct ctx *ctx, const struct run *run, const char *verb)
+{
+	const Twinroute__Ctl__CardInfo *ci = run->resp->card;
+	char buf[OUT_BUF_SIZE];
+
+	if (!ci)
+		return cli_fail("%s: the reply carries no card", ctx->socket);
+	if (ctx->json)
+		return cli_print_json(json_card(ci));
+	if (verb)
+		printf("card of member %s %s: %s\n", run->pos[0], verb,
+		    card_line(ci, buf, sizeof(buf)));
+	else
+		printf("%s\n", card_line(ci, buf, sizeof(buf)));
+	return CLI_EXIT_OK;
+}
+
+static int
+print_card_set(const struct ctx *ctx, const struct run *run)
+{
+	return print_card(ctx, run, "set");
+}
+
+static int
+print_card_show(const struct ctx *ctx, const struct run *run)
+{
+	return print_card(ctx, run, NULL);
+}
+
+static int
+print_card_removed(const struct ctx *ctx, const struct run *run)
+{
+	if (ctx->json)
+		return print_json_ack(run->pos[0], "removed", true);
+	printf("card of member %s removed\n", run->pos[0]);
+	return CLI_EXIT_OK;
+}
+
+static int
+build_card_check(struct run *run)
+{
+	const char *why;
+	int64_t amount;
+
+	if (parse_price(run->val[OPT_AMOUNT], &amount, &why) < 0 || amount <= 0)
+		return args_cmd_error(&run->a, "--amount %s: %s",
+		    run->val[OPT_AMOUNT], amount <= 0 ? "must be positive" : why);
+	twinroute__ctl__card_check__init(&run->card_check);
+	run->card_check.amount = amount;
+	run->card_check.currency = run->val[OPT_CURRENCY];
+	run->req.card_check = &run->card_check;
+	return CLI_GO_ON;
+}
+
+/* OK exits 0; a decline is printed and exits 1 (CLI_EXIT_REFUSED). */
+static int
+print_card_check(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	bool ok = strcmp(resp->card_result, "OK") == 0;
+	char buf[OUT_BUF_SIZE];
+	int r;
+
+	if (ctx->json) {
+		_cleanup_(json_object_putp) json_object *o = OUT_JSON_OBJECT(
+		    { "result", out_json_string(resp->card_result) },
+		    { "detail", out_json_string(resp->card_detail) });
+
+		if (!o)
+			return cli_fail("out of memory");
+		if (resp->card)
+			json_object_object_add(o, "card", json_card(resp->card));
+		r = cli_print_json(TAKE_PTR(o));
+		return r == CLI_EXIT_OK && !ok ? CLI_EXIT_REFUSED : r;
+	}
+	if (ok)
+		printf("OK: %s\n", resp->card ? card_line(resp->card, buf,
+		    sizeof(buf)) : "approved");
+	else
+		printf("%s%s%s\n", resp->card_result,
+		    resp->card_detail[0] ? ": " : "", resp->card_detail);
+	return ok ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
+}
+
+static int
+parse_count(struct run *run, enum opt o, uint32_t *ret)
+{
+	char *end;
+	long v;
+
+	if (!run->val[o])
+		return CLI_GO_ON;
+	errno = 0;
+	v = strtol(run->val[o], &end, 10);
+	if (errno || *end || v < 1 || v > 16)
+		return args_cmd_error(&run->a, "--%s %s: a number from 1 to 16",
+		    opt_names[o], run->val[o]);
+	*ret = (uint32_t)v;
+	return CLI_GO_ON;
+}
+
+static int
+build_vault_init(struct run *run)
+{
+	Twinroute__Ctl__VaultInit *vi = &run->vault_init;
+	int r;
+
+	twinroute__ctl__vault_init__init(vi);
+	if (run->val[OPT_KEY_FILE]) {
+		if (run->val[OPT_SHARES] || run->val[OPT_THRESHOLD])
+			return args_cmd_error(&run->a, "--key-file goes without "
+			    "--shares and --threshold");
+		if (run->val[OPT_KEY_FILE][0] != '/')
+			return args_cmd_error(&run->a, "--key-file: give an "
+			    "absolute path");
+		vi->key_file = run->val[OPT_KEY_FILE];
+	}
+	r = parse_count(run, OPT_SHARES, &vi->shares);
+	if (r < 0)
+		r = parse_count(run, OPT_THRESHOLD, &vi->threshold);
+	if (r >= 0)
+		return r;
+	run->req.vault_init = vi;
+	return CLI_GO_ON;
+}
+
+static int
+print_vault_init(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Ctl__VaultStatus *vs = resp->vault;
+
+	if (ctx->json) {
+		json_object *a = json_object_new_array();
+
+		for (size_t i = 0; a && i < resp->n_shares; i++)
+			json_object_array_add(a, out_json_string(resp->shares[i]));
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "shares", a },
+		    { "threshold", json_object_new_int64(vs ? vs->threshold : 0) },
+		    { "sealed", json_object_new_boolean(vs && vs->sealed) }));
+	}
+	if (resp->n_shares == 0) {
+		printf("vault initialized; its key is in %s and it is unsealed\n",
+		    run->val[OPT_KEY_FILE] ? run->val[OPT_KEY_FILE] : "the key file");
+		return CLI_EXIT_OK;
+	}
+	printf("vault initialized: %zu key shares, any %" PRIu32 " of them "
+	    "unseal it.\nEach share is shown this once and stored nowhere: give "
+	    "each to a different custodian.\n\n", resp->n_shares,
+	    vs ? vs->threshold : 0);
+	for (size_t i = 0; i < resp->n_shares; i++)
+		printf("share %zu: %s\n", i + 1, resp->shares[i]);
+	printf("\nThe vault is sealed: unseal it with twinroutectl vault unseal, "
+	    "one share at a time.\n");
+	return CLI_EXIT_OK;
+}
+
+static int
+build_vault_unseal(struct run *run)
+{
+	int r = read_secret(run, "key share: ", "share");
+
+	if (r >= 0)
+		return r;
+	run->req.share = run->secret;
+	return CLI_GO_ON;
+}
+
+static json_object *
+json_vault(const Twinroute__Ctl__VaultStatus *vs)
+{
+	return OUT_JSON_OBJECT(
+	    { "initialized", json_object_new_boolean(vs->initialized) },
+	    { "sealed", json_object_new_boolean(vs->sealed) },
+	    { "key_file", json_object_new_boolean(vs->key_file) },
+	    { "shares", json_object_new_int64(vs->shares) },
+	    { "threshold", json_object_new_int64(vs->threshold) },
+	    { "progress", json_object_new_int64(vs->progress) },
+	    { "key_version", json_object_new_int64(vs->key_version) },
+	    { "cards", json_object_new_int64(vs->cards) });
+}
+
+static int
+print_vault_status(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__VaultStatus *vs = run->resp->vault;
+	char fp[3 * 8 + 1] = "";
+	const int kw = 12;
+
+	if (!vs)
+		return cli_fail("%s: the reply carries no vault status",
+		    ctx->socket);
+	if (ctx->json)
+		return cli_print_json(json_vault(vs));
+	out_kv(stdout, kw, "initialized", "%s", out_yesno(vs->initialized));
+	if (!vs->initialized)
+		return CLI_EXIT_OK;
+	out_kv(stdout, kw, "sealed", "%s", out_yesno(vs->sealed));
+	if (vs->key_file)
+		out_kv(stdout, kw, "key", "%s", "key file");
+	else
+		out_kv(stdout, kw, "key", "%" PRIu32 " shares, %" PRIu32
+		    " to unseal", vs->shares, vs->threshold);
+	if (vs->sealed && !vs->key_file)
+		out_kv(stdout, kw, "unseal", "%" PRIu32 " of %" PRIu32
+		    " shares given", vs->progress, vs->threshold);
+	out_kv(stdout, kw, "key version", "%" PRIu32, vs->key_version);
+	out_kv(stdout, kw, "cards", "%" PRIu32, vs->cards);
+	for (size_t i = 0; i < 8 && i < vs->enrol_key.len; i++)
+		snprintf(fp + 3 * i, sizeof(fp) - 3 * i, "%02x%s",
+		    vs->enrol_key.data[i], i < 7 ? ":" : "");
+	out_kv(stdout, kw, "enrol key", "%s...", fp);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_vault_unseal(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__VaultStatus *vs = run->resp->vault;
+
+	if (!vs)
+		return cli_fail("%s: the reply carries no vault status",
+		    ctx->socket);
+	if (ctx->json)
+		return cli_print_json(json_vault(vs));
+	if (vs->sealed)
+		printf("share accepted: %" PRIu32 " of %" PRIu32 " given; the "
+		    "vault is still sealed\n", vs->progress, vs->threshold);
+	else
+		printf("vault unsealed\n");
+	return CLI_EXIT_OK;
+}
+
+static int
+print_vault_sealed(const struct ctx *ctx, const struct run *run)
+{
+	if (ctx->json && run->resp->vault)
+		return cli_print_json(json_vault(run->resp->vault));
+	printf("vault sealed\n");
+	return CLI_EXIT_OK;
+}
+
+static int
+print_vault_rotated(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__VaultStatus *vs = run->resp->vault;
+	uint32_t version = vs ? vs->key_version : 0;
+
+	if (ctx->json)
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "key_version", json_object_new_int64(version) },
+		    { "resealed", json_object_new_int64(run->resp->resealed) }));
+	printf("data key rotated to version %" PRIu32 "; %" PRIu32 " cards "
+	    "re-sealed under it\n", version, run->resp->resealed);
+	return CLI_EXIT_OK;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -1105,6 +1691,33 @@ static const struct command commands[CTL__COUNT] = {
 	    .build = build_service_list, .print = print_service_list },
 	[CTL_CATALOG_IMPORT] = { .pos = "FILE", .build = build_import,
 	    .print = print_imported },
+	[CTL_MEMBER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL }, .required = 2,
+	    .pos = "NUMBER", .build = build_member_add,
+	    .print = print_member_added },
+	[CTL_MEMBER_SHOW] = { .pos = "NUMBER", .target = true,
+	    .print = print_member_show },
+	[CTL_MEMBER_LIST] = { .print = print_member_list },
+	[CTL_MEMBER_DISABLE] = { .pos = "NUMBER", .target = true,
+	    .print = print_member_disabled },
+	[CTL_MEMBER_PASSWD] = { .pos = "NUMBER", .target = true,
+	    .build = build_member_passwd, .print = print_member_passwd },
+	[CTL_MEMBER_CARD_SET] = { .pos = "NUMBER", .target = true,
+	    .build = build_card_set, .print = print_card_set },
+	[CTL_MEMBER_CARD_SHOW] = { .pos = "NUMBER", .target = true,
+	    .print = print_card_show },
+	[CTL_MEMBER_CARD_REMOVE] = { .pos = "NUMBER", .target = true,
+	    .print = print_card_removed },
+	[CTL_MEMBER_CARD_CHECK] = { .opts = { OPT_AMOUNT, OPT_CURRENCY },
+	    .required = 2, .pos = "NUMBER", .target = true,
+	    .build = build_card_check, .print = print_card_check },
+	[CTL_VAULT_INIT] = { .opts = { OPT_SHARES, OPT_THRESHOLD,
+	    OPT_KEY_FILE }, .build = build_vault_init,
+	    .print = print_vault_init },
+	[CTL_VAULT_UNSEAL] = { .build = build_vault_unseal,
+	    .print = print_vault_unseal },
+	[CTL_VAULT_SEAL] = { .print = print_vault_sealed },
+	[CTL_VAULT_STATUS] = { .print = print_vault_status },
+	[CTL_VAULT_ROTATE] = { .print = print_vault_rotated },
 };
 
 /* Parse, build, send, report: one command from its arguments to its exit. */
@@ -1112,7 +1725,7 @@ static int
 run_command(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 {
 	const struct command *c = &commands[cmd];
-	_cleanup_(run_done) struct run run = { .a = cmd_args(cmd) };
+	_cleanup_(run_done) struct run run = { .a = cmd_args(cmd), .ctx = ctx };
 	struct args_opt opts[CMD_OPTS_MAX] = { { NULL, NULL } };
 	size_t nopts = 0, npos = c->pos ? 1 : 0;
 	int r;
