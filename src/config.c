@@ -35,6 +35,7 @@ enum config_type {
 	CONFIG_T_SIZE,          /* uint32_t or uint64_t, K/M/G/T suffixes */
 	CONFIG_T_DURATION,      /* uint32_t seconds, s/m/h/d suffixes */
 	CONFIG_T_UINT,          /* uint32_t, plain decimal */
+	CONFIG_T_BOOL,          /* bool: yes/no, true/false, on/off, 1/0 */
 };
 
 struct config_key {
@@ -106,6 +107,8 @@ static const struct config_key config_keys[] = {
 	    FIELD(vault_order_limit), 1, UINT32_MAX },
 	{ "vault", "daily_limit", CONFIG_T_UINT,
 	    FIELD(vault_daily_limit), 1, UINT32_MAX },
+	{ "vault", "sync_authentications", CONFIG_T_BOOL,
+	    FIELD(vault_sync_authentications), 0, 0 },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -141,6 +144,7 @@ config_is_string(enum config_type type)
 	case CONFIG_T_SIZE:
 	case CONFIG_T_DURATION:
 	case CONFIG_T_UINT:
+	case CONFIG_T_BOOL:
 		return false;
 	}
 	return false;
@@ -599,6 +603,17 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 		*(enum log_target *)config_field(cfg, k) = target;
 		return 0;
 	}
+	case CONFIG_T_BOOL: {
+		bool b;
+
+		if (config_parse_bool(value, &b) < 0) {
+			snprintf(reason, reason_size,
+			    "not a boolean (yes, no): %s", value);
+			return -EINVAL;
+		}
+		*(bool *)config_field(cfg, k) = b;
+		return 0;
+	}
 	case CONFIG_T_SIZE:
 		what = "a size";
 		r = config_parse_size(value, &v);
@@ -983,7 +998,7 @@ config_defaults(struct config *cfg)
 		.client_page_size_max = 500,
 		.control_max_connections = 16,
 		.control_idle_timeout = 60,
-		.vault_map_size = 256 * MIB,
+		.vault_map_size = 64 * MIB,
 		.vault_order_limit = 1000000,
 		.vault_daily_limit = 3000000,
 	};

@@ -59,6 +59,7 @@ struct config {
 	char *vault_audit_log;    /* default STATE_DIR/audit.log */
 	uint32_t vault_order_limit; /* minor units per authentication, default 1000000 */
 	uint32_t vault_daily_limit; /* minor units per member and currency in 24 h, default 3000000 */
+	bool vault_sync_authentications; /* fdatasync each batch's audit lines; default no */
 
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;

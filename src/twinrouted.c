@@ -410,12 +410,13 @@ main(int argc, char **argv)
 			.audit_log = cfg.vault_audit_log,
 			.order_limit = cfg.vault_order_limit,
 			.daily_limit = cfg.vault_daily_limit,
+			.lazy_auth_sync = !cfg.vault_sync_authentications,
 		};
 		r = vault_open(&vopts, d->base, &d->vault);
 		if (r < 0)
 			fatalx("vault %s: %s%s", cfg.vault_path, tr_strerror(r),
 			    r == -EPERM ? " (the key file must be mode 0600 "
-			    "or stricter)" : "");
+			    "or stricter, and the vault directory ours)" : "");
 	}
 
 	if (cfg.client_tls_cert[0] != '\0') {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* ctl_member.c -- control handlers for members, their cards and the vault */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,37 @@
 #include "member/member.h"
 #include "store/store.h"
 #include "vault/vault.h"
+
+/* ---- the audit trail of admin actions -------------------------------- */
+
+static void
+ctl_audit_done(void *arg, struct vault_reply *r)
+{
+	(void)arg;
+	if (r->code != VAULT_OK && r->code != VAULT_BAD_REQUEST)
+		log_err("audit: cannot record an admin action: %s: %s",
+		    vault_strcode(r->code), r->message);
+}
+
+void
+ctl_audit(struct conn *c, const char *member, bool failed, const char *fmt,
+    ...)
+{
+	struct daemon *d = conn_ctx(c);
+	struct vault_request vr = { .op = VAULT_OP_AUDIT };
+	va_list ap;
+
+	ctl_actor(c, vr.actor, sizeof(vr.actor));
+	if (member)
+		snprintf(vr.member, sizeof(vr.member), "%s", member);
+	vr.audit.failed = failed;
+	va_start(ap, fmt);
+	vsnprintf(vr.audit.detail, sizeof(vr.audit.detail), fmt, ap);
+	va_end(ap);
+	if (vault_submit(d->vault, &vr, ctl_audit_done, NULL) < 0)
+		log_err("audit: cannot record an admin action: %s",
+		    vr.audit.detail);
+}
 
 /* ---- members ------------------------------------------------------- */
 
@@ -87,12 +119,15 @@ ctl_member_store(struct conn *c, uint64_t id,
 		    tr_strerror(r), r == -ENOSPC ?
 		    " (raise [store] map_size)" : "");
 		log_err("control: %s", msg);
+		ctl_audit(c, rec->number, true, "member %s: %s", what,
+		    tr_strerror(r));
 		ctl_send_error(c, id, r == -ENOSPC ?
 		    TWINROUTE__ERROR_CODE__ERR_STORE_FULL :
 		    TWINROUTE__ERROR_CODE__ERR_STORE, msg);
 		return;
 	}
 	log_info("control: member %s %s", rec->number, what);
+	ctl_audit(c, rec->number, false, "member %s", what);
 	member_to_wire(rec, &m);
 	resp.id = id;
 	resp.n_members = 1;

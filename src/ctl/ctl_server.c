@@ -73,6 +73,7 @@ ctl_send_catalog_error(struct conn *c, const CtlRequest *req, int r,
 		snprintf(msg, sizeof(msg), "%s",
 		    cerr->msg[0] ? cerr->msg : tr_strerror(r));
 	log_info("control %s refused: %s", ctl_cmds[req->command].name, msg);
+	ctl_audit(c, NULL, true, "%s: %s", ctl_cmds[req->command].name, msg);
 	err.code = (Twinroute__ErrorCode)ctl_code(r);
 	err.message = msg;
 	err.index = cerr->index;
@@ -207,6 +208,7 @@ ctl_provider_add(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: provider %s added", req->provider->id);
+	ctl_audit(c, NULL, false, "provider %s added", req->provider->id);
 	ctl_reply_provider(c, req, seq,
 	    catalog_provider(d->catalog, req->provider->id));
 }
@@ -303,6 +305,7 @@ ctl_provider_disable(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: provider %s disabled", req->target);
+	ctl_audit(c, NULL, false, "provider %s disabled", req->target);
 	ctl_reply_provider(c, req, seq, catalog_provider(d->catalog, req->target));
 }
 
@@ -338,6 +341,7 @@ ctl_service_add(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: service %s added", req->service->id);
+	ctl_audit(c, NULL, false, "service %s added", req->service->id);
 	ctl_reply_service(c, req, seq,
 	    catalog_service(d->catalog, req->service->id));
 }
@@ -359,6 +363,7 @@ ctl_service_update(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: service %s updated", req->target);
+	ctl_audit(c, NULL, false, "service %s updated", req->target);
 	ctl_reply_service(c, req, seq, catalog_service(d->catalog, req->target));
 }
 
@@ -376,6 +381,7 @@ ctl_service_remove(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: service %s removed", req->target);
+	ctl_audit(c, NULL, false, "service %s removed", req->target);
 	ctl_reply_service(c, req, seq, NULL);
 }
 
@@ -420,6 +426,8 @@ ctl_catalog_import(struct conn *c, const CtlRequest *req)
 		return;
 	}
 	log_info("control: catalog import: %zu providers, %zu services", np, ns);
+	ctl_audit(c, NULL, false, "catalog import: %zu providers, %zu services",
+	    np, ns);
 	ir.providers = (uint32_t)np;
 	ir.services = (uint32_t)ns;
 	resp.id = req->id;

@@ -3,6 +3,7 @@
 #ifndef TR_CTL_SERVER_H
 #define TR_CTL_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "control.pb-c.h"
@@ -18,6 +19,14 @@ void ctl_reply(struct conn *c, CtlResponse *resp);
 void ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp);
 /* "ctl uid=0 pid=42": who is asking, for logs and the audit trail. */
 void ctl_actor(struct conn *c, char *buf, size_t len);
+
+/*
+ * An admin action's line in the audit trail (the vault writes it, with its
+ * own lines): who (the control peer), what, member if any, how it ended.
+ * Never a password, share or card field.
+ */
+void ctl_audit(struct conn *c, const char *member, bool failed,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Members, cards and the vault (ctl_member.c). */
 void ctl_member_add(struct conn *c, const CtlRequest *req);

@@ -27,19 +27,19 @@ struct card_range {
 };
 
 static const struct card_range card_ranges[] = {
-	{ "amex", 2, 34, 34, 15, 15 },
-	{ "amex", 2, 37, 37, 15, 15 },
-	{ "diners", 3, 300, 305, 14, 19 },
-	{ "diners", 2, 36, 36, 14, 19 },
-	{ "diners", 2, 38, 38, 14, 19 },
-	{ "jcb", 4, 3528, 3589, 16, 19 },
-	{ "mastercard", 2, 51, 55, 16, 16 },
-	{ "mastercard", 4, 2221, 2720, 16, 16 },
-	{ "discover", 4, 6011, 6011, 16, 19 },
-	{ "discover", 3, 644, 649, 16, 19 },
-	{ "discover", 2, 65, 65, 16, 19 },
-	{ "unionpay", 2, 62, 62, 16, 19 },
-	{ "visa", 1, 4, 4, 13, 19 },
+    {"amex", 2, 34, 34, 15, 15},
+    {"amex", 2, 37, 37, 15, 15},
+    {"diners", 3, 300, 305, 14, 19},
+    {"diners", 2, 36, 36, 14, 19},
+    {"diners", 2, 38, 38, 14, 19},
+    {"jcb", 4, 3528, 3589, 16, 19},
+    {"mastercard", 2, 51, 55, 16, 16},
+    {"mastercard", 4, 2221, 2720, 16, 16},
+    {"discover", 4, 6011, 6011, 16, 19},
+    {"discover", 3, 644, 649, 16, 19},
+    {"discover", 2, 65, 65, 16, 19},
+    {"unionpay", 2, 62, 62, 16, 19},
+    {"visa", 1, 4, 4, 13, 19},
 };
 
 static bool
@@ -58,7 +58,7 @@ card_range_of(const char *digits)
 	size_t len = strlen(digits);
 
 	for (size_t i = 0; i < sizeof(card_ranges) / sizeof(card_ranges[0]);
-	    i++) {
+	     i++) {
 		const struct card_range *r = &card_ranges[i];
 		unsigned prefix = 0;
 
@@ -103,7 +103,7 @@ card_normalize_number(const char *text, char ret_number[CARD_NUMBER_MAX + 1],
 		text++;
 	end = text + strlen(text);
 	while (end > text && (end[-1] == ' ' || end[-1] == '\t' ||
-	    end[-1] == '\n' || end[-1] == '\r'))
+				 end[-1] == '\n' || end[-1] == '\r'))
 		end--;
 
 	for (p = text; p < end; p++) {
@@ -118,7 +118,8 @@ card_normalize_number(const char *text, char ret_number[CARD_NUMBER_MAX + 1],
 			/* Only one separator, only between digits. */
 			if (!prev_digit || p + 1 >= end || p[1] < '0' ||
 			    p[1] > '9') {
-				why = "number: spaces and dashes only between digit groups";
+				why =
+				    "number: spaces and dashes only between digit groups";
 				goto fail;
 			}
 			prev_digit = false;

@@ -60,8 +60,8 @@ env_member_ok(const char *member, size_t *ret_len)
 /* shared = X25519(mine, peer); key = HKDF(...). */
 static int
 env_derive(EVP_PKEY *mine, const uint8_t peer_pub[32],
-    const uint8_t eph_pub[32], const uint8_t vault_pub[32],
-    const char *member, size_t member_len, struct env_secrets *s)
+    const uint8_t eph_pub[32], const uint8_t vault_pub[32], const char *member,
+    size_t member_len, struct env_secrets *s)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *peer = NULL;
 	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *dctx = NULL;
@@ -95,10 +95,10 @@ env_derive(EVP_PKEY *mine, const uint8_t peer_pub[32],
 	if (EVP_PKEY_derive_init(kctx) <= 0 ||
 	    EVP_PKEY_CTX_set_hkdf_md(kctx, EVP_sha256()) <= 0 ||
 	    EVP_PKEY_CTX_set1_hkdf_salt(kctx, salt, sizeof(salt)) <= 0 ||
-	    EVP_PKEY_CTX_set1_hkdf_key(kctx, s->shared,
-		sizeof(s->shared)) <= 0 ||
-	    EVP_PKEY_CTX_add1_hkdf_info(kctx, info,
-		(int)(sizeof(ENV_INFO) - 1 + member_len)) <= 0 ||
+	    EVP_PKEY_CTX_set1_hkdf_key(kctx, s->shared, sizeof(s->shared)) <=
+		0 ||
+	    EVP_PKEY_CTX_add1_hkdf_info(
+		kctx, info, (int)(sizeof(ENV_INFO) - 1 + member_len)) <= 0 ||
 	    EVP_PKEY_derive(kctx, s->key, &len) <= 0 || len != sizeof(s->key))
 		return -EIO;
 	return 0;
@@ -106,8 +106,7 @@ env_derive(EVP_PKEY *mine, const uint8_t peer_pub[32],
 
 int
 envelope_seal(const uint8_t pub[32], const char *member,
-    const struct card_input *in, uint8_t *out, size_t out_cap,
-    size_t *ret_len)
+    const struct card_input *in, uint8_t *out, size_t out_cap, size_t *ret_len)
 {
 	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *gctx = NULL;
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *eph = NULL;
@@ -167,16 +166,16 @@ envelope_seal(const uint8_t pub[32], const char *member,
 	}
 	r = -EIO;
 	if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_SIZE,
-		NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(
+		c, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_SIZE, NULL) != 1 ||
 	    EVP_EncryptInit_ex(c, NULL, NULL, s->key, nonce) != 1 ||
 	    EVP_EncryptUpdate(c, NULL, &outl, (const uint8_t *)member,
 		(int)member_len) != 1 ||
 	    EVP_EncryptUpdate(c, cipher, &outl, plain, (int)plain_len) != 1 ||
 	    (size_t)outl != plain_len ||
 	    EVP_EncryptFinal_ex(c, cipher + outl, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, ENV_TAG_SIZE,
-		cipher + plain_len) != 1)
+	    EVP_CIPHER_CTX_ctrl(
+		c, EVP_CTRL_GCM_GET_TAG, ENV_TAG_SIZE, cipher + plain_len) != 1)
 		goto out;
 
 	env.version = ENVELOPE_VERSION;
@@ -264,7 +263,7 @@ envelope_open(EVP_PKEY *priv, const char *member, const uint8_t *env_buf,
 	r = env_derive(priv, env->eph_pub.data, env->eph_pub.data, vault_pub,
 	    member, member_len, s);
 	if (r == -EINVAL)
-		r = -EBADMSG;        /* a bad ephemeral key is a bad envelope */
+		r = -EBADMSG; /* a bad ephemeral key is a bad envelope */
 	if (r < 0)
 		goto out;
 
@@ -276,27 +275,27 @@ envelope_open(EVP_PKEY *priv, const char *member, const uint8_t *env_buf,
 	memcpy(tag, env->ciphertext.data + plain_len, ENV_TAG_SIZE);
 	r = -EBADMSG;
 	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_SIZE,
-		NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(
+		c, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_SIZE, NULL) != 1 ||
 	    EVP_DecryptInit_ex(c, NULL, NULL, s->key, env->nonce.data) != 1 ||
 	    EVP_DecryptUpdate(c, NULL, &outl, (const uint8_t *)member,
 		(int)member_len) != 1 ||
-	    EVP_DecryptUpdate(c, plain, &outl, env->ciphertext.data,
-		(int)plain_len) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ENV_TAG_SIZE,
-		tag) != 1 ||
+	    EVP_DecryptUpdate(
+		c, plain, &outl, env->ciphertext.data, (int)plain_len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ENV_TAG_SIZE, tag) !=
+		1 ||
 	    EVP_DecryptFinal_ex(c, plain + outl, &outl) != 1)
 		goto out;
 
-	ci = twinroute__vault__card_input__unpack(&secmem_protobuf_allocator,
-	    plain_len, plain);
+	ci = twinroute__vault__card_input__unpack(
+	    &secmem_protobuf_allocator, plain_len, plain);
 	if (!ci)
 		goto out;
 	r = env_copy_input(ci, ret_in);
 out:
 	if (ci)
-		twinroute__vault__card_input__free_unpacked(ci,
-		    &secmem_protobuf_allocator);
+		twinroute__vault__card_input__free_unpacked(
+		    ci, &secmem_protobuf_allocator);
 	secmem_free(plain);
 	secmem_free(s);
 	twinroute__vault__card_envelope__free_unpacked(env, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* secmem.c -- locked memory, excluded from core dumps, for keys and card plaintext */
+/* secmem.c -- locked memory, excluded from core dumps, for keys and card
+ * plaintext */
 
 /*
  * Each block carries a 16-byte header with its size, so a block can be
@@ -27,9 +28,9 @@
 #define SECMEM_UNITS (SECMEM_ARENA_SIZE / SECMEM_UNIT)
 
 enum secmem_backend {
-	SECMEM_HEAP = 0,        /* not initialised: ordinary heap, wiped */
-	SECMEM_OPENSSL,         /* OpenSSL's secure heap */
-	SECMEM_ARENA,           /* the private arena below */
+	SECMEM_HEAP = 0, /* not initialised: ordinary heap, wiped */
+	SECMEM_OPENSSL,	 /* OpenSSL's secure heap */
+	SECMEM_ARENA,	 /* the private arena below */
 };
 
 static pthread_once_t secmem_once = PTHREAD_ONCE_INIT;
@@ -38,9 +39,9 @@ static enum secmem_backend secmem_backend;
 static bool secmem_is_locked;
 static int secmem_init_err;
 
-static uint8_t *arena;                          /* SECMEM_ARENA_SIZE bytes */
-static uint8_t arena_used[SECMEM_UNITS / 8];    /* bit set: unit in use */
-static uint16_t arena_len[SECMEM_UNITS];        /* units of a block, at its first */
+static uint8_t *arena;			     /* SECMEM_ARENA_SIZE bytes */
+static uint8_t arena_used[SECMEM_UNITS / 8]; /* bit set: unit in use */
+static uint16_t arena_len[SECMEM_UNITS]; /* units of a block, at its first */
 
 static bool
 arena_bit(size_t i)
@@ -55,7 +56,7 @@ arena_set(size_t from, size_t n, bool on)
 		if (on)
 			arena_used[i / 8] |= (uint8_t)(1u << (i % 8));
 		else
-			arena_used[i / 8] &= (uint8_t)~(1u << (i % 8));
+			arena_used[i / 8] &= (uint8_t) ~(1u << (i % 8));
 	}
 }
 
@@ -185,8 +186,8 @@ secmem_describe(void)
 	case SECMEM_OPENSSL:
 		return "secure heap";
 	case SECMEM_ARENA:
-		return secmem_is_locked ? "private arena" :
-		    "private arena, NOT locked";
+		return secmem_is_locked ? "private arena"
+					: "private arena, NOT locked";
 	}
 	return "heap";
 }
@@ -240,7 +241,7 @@ secmem_pb_free(void *data, void *p)
 }
 
 ProtobufCAllocator secmem_protobuf_allocator = {
-	.alloc = secmem_pb_alloc,
-	.free = secmem_pb_free,
-	.allocator_data = NULL,
+    .alloc = secmem_pb_alloc,
+    .free = secmem_pb_free,
+    .allocator_data = NULL,
 };

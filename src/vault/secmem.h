@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* secmem.h -- locked memory, excluded from core dumps, for keys and card plaintext */
+/* secmem.h -- locked memory, excluded from core dumps, for keys and card
+ * plaintext */
 #ifndef TR_SECMEM_H
 #define TR_SECMEM_H
 
@@ -20,7 +21,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#define SECMEM_HEAP_SIZE (256u << 10)  /* OpenSSL secure heap, bytes */
+#define SECMEM_HEAP_SIZE (256u << 10) /* OpenSSL secure heap, bytes */
 #define SECMEM_HEAP_MINSIZE 32u
 #define SECMEM_ARENA_SIZE (128u << 10) /* the private fallback arena */
 

@@ -63,6 +63,7 @@ enum vault_op {
 	VAULT_OP_CARD_SHOW,        /* member */
 	VAULT_OP_CARD_REMOVE,      /* member */
 	VAULT_OP_AUTHENTICATE,     /* member + auth */
+	VAULT_OP_AUDIT,            /* an admin action's line for the audit log */
 	VAULT_OP__COUNT,
 };
 
@@ -103,6 +104,12 @@ struct vault_request {
 			uint8_t envelope[VAULT_ENVELOPE_MAX];
 			size_t len;
 		} card_set;
+		struct {
+			/* "member add: ok": what was done and how it
+			 * ended; never a secret. */
+			char detail[160];
+			bool failed;
+		} audit;
 		struct {
 			int64_t amount;           /* minor units */
 			char currency[4];

@@ -101,8 +101,8 @@ audit_timestamp(struct vault_audit *a, long *ret_ms)
 	*ret_ms = ts.tv_nsec / 1000000;
 	if (ts.tv_sec != a->ts_sec) {
 		if (!gmtime_r(&ts.tv_sec, &tm) ||
-		    strftime(a->ts, sizeof(a->ts), "%Y-%m-%dT%H:%M:%S",
-			&tm) == 0)
+		    strftime(a->ts, sizeof(a->ts), "%Y-%m-%dT%H:%M:%S", &tm) ==
+			0)
 			snprintf(a->ts, sizeof(a->ts), "@%lld",
 			    (long long)ts.tv_sec);
 		a->ts_sec = ts.tv_sec;
@@ -132,7 +132,7 @@ audit_reserve(struct vault_audit *a, size_t more)
 
 /* printf at out + *n, never past room; *n stays < room. */
 static void _printf_(4, 5)
-audit_printf(char *out, size_t *n, size_t room, const char *fmt, ...)
+    audit_printf(char *out, size_t *n, size_t room, const char *fmt, ...)
 {
 	va_list ap;
 	int w;
@@ -148,8 +148,8 @@ audit_printf(char *out, size_t *n, size_t room, const char *fmt, ...)
 
 void
 vault_audit_add(struct vault_audit *a, bool error, const char *actor,
-    enum vault_op op, const char *member, enum vault_code code,
-    const char *fmt, ...)
+    enum vault_op op, const char *member, enum vault_code code, const char *fmt,
+    ...)
 {
 	char detail[AUDIT_DETAIL_MAX];
 	/* Room for the line without its newline. */
@@ -175,7 +175,8 @@ vault_audit_add(struct vault_audit *a, bool error, const char *actor,
 	ts = audit_timestamp(a, &ms);
 	audit_printf(p, &n, room, "%s.%03ldZ level=%s actor=", ts, ms,
 	    error ? "error" : "info");
-	n += audit_quote(p + n, room - n, actor && actor[0] ? actor : "unknown");
+	n +=
+	    audit_quote(p + n, room - n, actor && actor[0] ? actor : "unknown");
 	audit_printf(p, &n, room, " op=%s", vault_strop(op));
 	if (member) {
 		audit_printf(p, &n, room, " member=");
@@ -209,7 +210,7 @@ vault_audit_flush(struct vault_audit *a, bool sync)
 		if (w < 0)
 			return -errno;
 		if ((size_t)w != len)
-			return -EIO;   /* a short write: the disk is full */
+			return -EIO; /* a short write: the disk is full */
 	}
 	if (sync && fdatasync(a->fd) < 0)
 		r = -errno;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* vault_crypto.c -- AES-256-GCM records and wrapped keys, key check value, X25519 */
+/* vault_crypto.c -- AES-256-GCM records and wrapped keys, key check value,
+ * X25519 */
 
 /*
  * A data key is kept as two EVP contexts keyed once (one to seal, one to
@@ -33,10 +34,10 @@ vault_gcm_ctx(const uint8_t key[VAULT_KEY_SIZE], bool enc)
 
 	if (!c)
 		return NULL;
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL,
-		enc ? 1 : 0) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, VAULT_NONCE_SIZE,
-		NULL) != 1 ||
+	if (EVP_CipherInit_ex(
+		c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(
+		c, EVP_CTRL_GCM_SET_IVLEN, VAULT_NONCE_SIZE, NULL) != 1 ||
 	    EVP_CipherInit_ex(c, NULL, NULL, key, NULL, enc ? 1 : 0) != 1) {
 		EVP_CIPHER_CTX_free(c);
 		return NULL;
@@ -65,9 +66,8 @@ vault_gcm_free(struct vault_gcm *g)
 }
 
 static int
-vault_gcm_seal_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce,
-    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-    uint8_t *out)
+vault_gcm_seal_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce, const uint8_t *aad,
+    size_t aad_len, const uint8_t *in, size_t len, uint8_t *out)
 {
 	int outl;
 
@@ -79,16 +79,15 @@ vault_gcm_seal_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce,
 	    EVP_EncryptUpdate(c, out, &outl, in, (int)len) != 1 ||
 	    (size_t)outl != len ||
 	    EVP_EncryptFinal_ex(c, out + len, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, VAULT_TAG_SIZE,
-		out + len) != 1)
+	    EVP_CIPHER_CTX_ctrl(
+		c, EVP_CTRL_GCM_GET_TAG, VAULT_TAG_SIZE, out + len) != 1)
 		return -EIO;
 	return 0;
 }
 
 static int
-vault_gcm_open_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce,
-    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-    uint8_t *out)
+vault_gcm_open_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce, const uint8_t *aad,
+    size_t aad_len, const uint8_t *in, size_t len, uint8_t *out)
 {
 	uint8_t tag[VAULT_TAG_SIZE];
 	size_t plen;
@@ -103,8 +102,8 @@ vault_gcm_open_ctx(EVP_CIPHER_CTX *c, const uint8_t *nonce,
 	if ((aad_len > 0 &&
 		EVP_DecryptUpdate(c, NULL, &outl, aad, (int)aad_len) != 1) ||
 	    EVP_DecryptUpdate(c, out, &outl, in, (int)plen) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, VAULT_TAG_SIZE,
-		tag) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, VAULT_TAG_SIZE, tag) !=
+		1 ||
 	    EVP_DecryptFinal_ex(c, out + outl, &outl) != 1) {
 		/* Whatever was decrypted is not to be trusted or kept. */
 		OPENSSL_cleanse(out, plen);
@@ -138,8 +137,8 @@ vault_aead_seal(const uint8_t key[VAULT_KEY_SIZE],
     const uint8_t nonce[VAULT_NONCE_SIZE], const uint8_t *aad, size_t aad_len,
     const uint8_t *in, size_t len, uint8_t *out)
 {
-	_cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *c = vault_gcm_ctx(key,
-	    true);
+	_cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *c =
+	    vault_gcm_ctx(key, true);
 
 	if (!c)
 		return -ENOMEM;
@@ -151,8 +150,8 @@ vault_aead_open(const uint8_t key[VAULT_KEY_SIZE],
     const uint8_t nonce[VAULT_NONCE_SIZE], const uint8_t *aad, size_t aad_len,
     const uint8_t *in, size_t len, uint8_t *out)
 {
-	_cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *c = vault_gcm_ctx(key,
-	    false);
+	_cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *c =
+	    vault_gcm_ctx(key, false);
 
 	if (!c)
 		return -ENOMEM;
@@ -202,8 +201,8 @@ vault_x25519_new(uint8_t ret_priv[32], uint8_t ret_pub[32])
 }
 
 int
-vault_x25519_load(const uint8_t priv[32], EVP_PKEY **ret_key,
-    uint8_t ret_pub[32])
+vault_x25519_load(
+    const uint8_t priv[32], EVP_PKEY **ret_key, uint8_t ret_pub[32])
 {
 	EVP_PKEY *k;
 	size_t len = 32;

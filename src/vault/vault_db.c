@@ -39,10 +39,10 @@
 #define VAULT_MAXDBS 8
 
 static const char *const vault_db_names[VDB__COUNT] = {
-	[VDB_META] = "meta",
-	[VDB_KEYS] = "keys",
-	[VDB_CARDS] = "cards",
-	[VDB_SPENDS] = "spends",
+    [VDB_META] = "meta",
+    [VDB_KEYS] = "keys",
+    [VDB_CARDS] = "cards",
+    [VDB_SPENDS] = "spends",
 };
 
 int
@@ -125,8 +125,8 @@ vault_db_open(struct vault_db *db, const char *path, uint64_t map_size)
 	}
 	r = vault_db_errno(mdb_env_set_maxdbs(db->env, VAULT_MAXDBS));
 	if (r == 0)
-		r = vault_db_errno(mdb_env_set_mapsize(db->env,
-		    (size_t)map_size));
+		r = vault_db_errno(
+		    mdb_env_set_mapsize(db->env, (size_t)map_size));
 	if (r == 0)
 		r = vault_db_errno(mdb_env_open(db->env, path,
 		    MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600));
@@ -139,8 +139,8 @@ vault_db_open(struct vault_db *db, const char *path, uint64_t map_size)
 	if (r < 0)
 		goto fail;
 	for (size_t i = 0; i < VDB__COUNT; i++) {
-		r = vault_db_errno(mdb_dbi_open(txn, vault_db_names[i],
-		    MDB_CREATE, &db->dbi[i]));
+		r = vault_db_errno(mdb_dbi_open(
+		    txn, vault_db_names[i], MDB_CREATE, &db->dbi[i]));
 		if (r < 0) {
 			mdb_txn_abort(txn);
 			goto fail;
@@ -178,8 +178,8 @@ vault_txn_begin(struct vault_db *db, bool rdonly, struct vault_txn *ret_t)
 	MDB_txn *txn;
 	int r;
 
-	r = vault_db_errno(mdb_txn_begin(db->env, NULL,
-	    rdonly ? MDB_RDONLY : 0, &txn));
+	r = vault_db_errno(
+	    mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn));
 	if (r < 0)
 		return r;
 	ret_t->db = db;
@@ -224,14 +224,14 @@ vault_txn_fail(struct vault_txn *t, int err)
 static MDB_val
 vault_val(const void *p, size_t len)
 {
-	MDB_val v = { .mv_size = len, .mv_data = unconst(p) };
+	MDB_val v = {.mv_size = len, .mv_data = unconst(p)};
 
 	return v;
 }
 
 int
-vault_get(struct vault_txn *t, enum vault_dbi db, const void *key,
-    size_t klen, MDB_val *ret)
+vault_get(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen,
+    MDB_val *ret)
 {
 	MDB_val k = vault_val(key, klen), v;
 	int r;
@@ -248,8 +248,8 @@ vault_get(struct vault_txn *t, enum vault_dbi db, const void *key,
 }
 
 int
-vault_put(struct vault_txn *t, enum vault_dbi db, const void *key,
-    size_t klen, const void *val, size_t vlen)
+vault_put(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen,
+    const void *val, size_t vlen)
 {
 	MDB_val k = vault_val(key, klen), v = vault_val(val, vlen);
 	int r;
@@ -261,8 +261,7 @@ vault_put(struct vault_txn *t, enum vault_dbi db, const void *key,
 }
 
 int
-vault_del(struct vault_txn *t, enum vault_dbi db, const void *key,
-    size_t klen)
+vault_del(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen)
 {
 	MDB_val k = vault_val(key, klen);
 	int r;

@@ -20,8 +20,8 @@
 #include "common/macro.h"
 #include "vault/vault.h"
 
-#define VAULT_ID_SIZE 8            /* random, made at init, in every share */
-#define VAULT_KEY_SIZE 32          /* KEK and data keys: AES-256 */
+#define VAULT_ID_SIZE 8	  /* random, made at init, in every share */
+#define VAULT_KEY_SIZE 32 /* KEK and data keys: AES-256 */
 #define VAULT_NONCE_SIZE 12
 #define VAULT_TAG_SIZE 16
 #define VAULT_KCV_SIZE 32
@@ -31,10 +31,10 @@
 /* ---- store (vault_db.c) ------------------------------------------------ */
 
 enum vault_dbi {
-	VDB_META = 0,      /* "vault" -> VaultMeta */
-	VDB_KEYS,          /* version (be32) -> WrappedKey */
-	VDB_CARDS,         /* member -> SealedCard */
-	VDB_SPENDS,        /* member NUL currency -> SpendLog */
+	VDB_META = 0, /* "vault" -> VaultMeta */
+	VDB_KEYS,     /* version (be32) -> WrappedKey */
+	VDB_CARDS,    /* member -> SealedCard */
+	VDB_SPENDS,   /* member NUL currency -> SpendLog */
 	VDB__COUNT,
 };
 
@@ -66,8 +66,8 @@ int vault_get(struct vault_txn *t, enum vault_dbi db, const void *key,
 int vault_put(struct vault_txn *t, enum vault_dbi db, const void *key,
     size_t klen, const void *val, size_t vlen);
 /* -ENOENT (sticky) when missing. */
-int vault_del(struct vault_txn *t, enum vault_dbi db, const void *key,
-    size_t klen);
+int vault_del(
+    struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen);
 int vault_count(struct vault_txn *t, enum vault_dbi db, size_t *ret_n);
 
 /* ---- crypto (vault_crypto.c) ------------------------------------------- */
@@ -96,19 +96,20 @@ int vault_aead_open(const uint8_t key[VAULT_KEY_SIZE],
     const uint8_t nonce[VAULT_NONCE_SIZE], const uint8_t *aad, size_t aad_len,
     const uint8_t *in, size_t len, uint8_t *out);
 /* HMAC-SHA-256(kek, "twinroute kcv"). */
-int vault_kcv(const uint8_t kek[VAULT_KEY_SIZE], uint8_t ret_kcv[VAULT_KCV_SIZE]);
+int vault_kcv(
+    const uint8_t kek[VAULT_KEY_SIZE], uint8_t ret_kcv[VAULT_KCV_SIZE]);
 int vault_random(void *buf, size_t len);
 /* A new X25519 key: raw private (secret) and public halves. */
 int vault_x25519_new(uint8_t ret_priv[32], uint8_t ret_pub[32]);
 /* EVP_PKEY from a raw private key; its public half in ret_pub. */
-int vault_x25519_load(const uint8_t priv[32], EVP_PKEY **ret_key,
-    uint8_t ret_pub[32]);
+int vault_x25519_load(
+    const uint8_t priv[32], EVP_PKEY **ret_key, uint8_t ret_pub[32]);
 
 /* ---- shares (vault_share.c) -------------------------------------------- */
 
 struct vault_share {
 	uint8_t vault_id[VAULT_ID_SIZE];
-	uint8_t nr;                        /* libgfshare sharenr, 1..n */
+	uint8_t nr; /* libgfshare sharenr, 1..n */
 	uint8_t bytes[VAULT_KEY_SIZE];
 };
 
@@ -118,32 +119,31 @@ void vault_share_setup(void);
  * Split kek into n shares, k needed: ret_shares[i] gets sharenr i + 1.
  * ret_shares points at n entries (secmem). 0, -EINVAL, -ENOMEM, -EIO.
  */
-int vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n,
-    unsigned k, const uint8_t vault_id[VAULT_ID_SIZE],
-    struct vault_share *ret_shares);
+int vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n, unsigned k,
+    const uint8_t vault_id[VAULT_ID_SIZE], struct vault_share *ret_shares);
 /* Combine k shares (distinct nr) into ret_kek. */
 int vault_share_combine(const struct vault_share *shares, unsigned k,
     uint8_t ret_kek[VAULT_KEY_SIZE]);
 /* "tr1-xxxx-xxxx-..." with its checksum; NUL-terminated. */
-int vault_share_encode(const struct vault_share *s,
-    char ret_text[VAULT_SHARE_TEXT_MAX]);
+int vault_share_encode(
+    const struct vault_share *s, char ret_text[VAULT_SHARE_TEXT_MAX]);
 /*
  * Parse a share as typed: dashes and whitespace anywhere, any case.
- * 0; -EINVAL (not a share: wrong prefix, length, character) or -EBADMSG
- * (checksum mismatch), with *ret_why a message for the operator that
+ * 0; -EINVAL (not a share: wrong prefix, length, character), -EBADMSG
+ * (checksum mismatch) or -EIO (no digest), with *ret_why a message for the operator that
  * never quotes the share.
  */
-int vault_share_decode(const char *text, struct vault_share *ret_share,
-    const char **ret_why);
+int vault_share_decode(
+    const char *text, struct vault_share *ret_share, const char **ret_why);
 
 /* ---- audit (vault_audit.c) --------------------------------------------- */
 
 struct vault_audit {
 	int fd;
-	char *buf;          /* lines not yet written */
+	char *buf; /* lines not yet written */
 	size_t len, cap;
-	int err;            /* a line could not be formatted: flush fails */
-	time_t ts_sec;      /* cached "YYYY-MM-DDTHH:MM:SS" of ts_sec */
+	int err;       /* a line could not be formatted: flush fails */
+	time_t ts_sec; /* cached "YYYY-MM-DDTHH:MM:SS" of ts_sec */
 	char ts[24];
 };
 
@@ -156,8 +156,8 @@ void vault_audit_close(struct vault_audit *a);
  * number, share, key or envelope.
  */
 void vault_audit_add(struct vault_audit *a, bool error, const char *actor,
-    enum vault_op op, const char *member, enum vault_code code,
-    const char *fmt, ...) _printf_(7, 8);
+    enum vault_op op, const char *member, enum vault_code code, const char *fmt,
+    ...) _printf_(7, 8);
 /*
  * Write every queued line with one write(2), then fdatasync if sync.
  * The queue is emptied either way. 0 or -errno.

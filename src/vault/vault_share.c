@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* vault_share.c -- Shamir shares of the KEK (libgfshare) and their typable text form */
+/* vault_share.c -- Shamir shares of the KEK (libgfshare) and their typable text
+ * form */
 
 /*
  * A share as text: "tr1-" then lowercase base32 (RFC 4648 alphabet, no
@@ -29,7 +30,7 @@
 #define SHARE_TAG "tr1"
 #define SHARE_CSUM 4
 #define SHARE_RAW (VAULT_ID_SIZE + 1 + VAULT_KEY_SIZE + SHARE_CSUM)
-#define SHARE_B32 (SHARE_RAW * 8 / 5)   /* 72 */
+#define SHARE_B32 (SHARE_RAW * 8 / 5) /* 72 */
 #define SHARE_GROUP 4
 
 static const char share_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -56,9 +57,8 @@ vault_share_setup(void)
 }
 
 int
-vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n,
-    unsigned k, const uint8_t vault_id[VAULT_ID_SIZE],
-    struct vault_share *ret_shares)
+vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n, unsigned k,
+    const uint8_t vault_id[VAULT_ID_SIZE], struct vault_share *ret_shares)
 {
 	unsigned char nrs[VAULT_SHARES_MAX];
 	uint8_t *secret;
@@ -67,7 +67,7 @@ vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n,
 	if (k < 2 || k > n || n > VAULT_SHARES_MAX)
 		return -EINVAL;
 	if (gfshare_fill_rand != share_fill_rand)
-		return -EINVAL;        /* never libgfshare's own random() */
+		return -EINVAL; /* never libgfshare's own random() */
 	for (unsigned i = 0; i < n; i++)
 		nrs[i] = (unsigned char)(i + 1);
 	secret = secmem_zalloc(VAULT_KEY_SIZE);
@@ -84,8 +84,8 @@ vault_share_split(const uint8_t kek[VAULT_KEY_SIZE], unsigned n,
 	for (unsigned i = 0; i < n; i++) {
 		memcpy(ret_shares[i].vault_id, vault_id, VAULT_ID_SIZE);
 		ret_shares[i].nr = nrs[i];
-		gfshare_ctx_enc_getshare(g, (unsigned char)i,
-		    ret_shares[i].bytes);
+		gfshare_ctx_enc_getshare(
+		    g, (unsigned char)i, ret_shares[i].bytes);
 	}
 	gfshare_ctx_free(g);
 	secmem_free(secret);
@@ -127,25 +127,27 @@ vault_share_combine(const struct vault_share *shares, unsigned k,
 	return 0;
 }
 
-static void
+static int
 share_checksum(const uint8_t *raw, size_t len, uint8_t ret[SHARE_CSUM])
 {
 	uint8_t buf[sizeof(SHARE_TAG) - 1 + SHARE_RAW];
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
+	int r;
 
 	memcpy(buf, SHARE_TAG, sizeof(SHARE_TAG) - 1);
 	memcpy(buf + sizeof(SHARE_TAG) - 1, raw, len);
-	if (EVP_Digest(buf, sizeof(SHARE_TAG) - 1 + len, md, &mdlen,
-		EVP_sha256(), NULL) != 1 || mdlen < SHARE_CSUM)
-		memset(md, 0, sizeof(md));  /* no share will match */
-	memcpy(ret, md, SHARE_CSUM);
+	r = EVP_Digest(buf, sizeof(SHARE_TAG) - 1 + len, md, &mdlen,
+		EVP_sha256(), NULL) == 1 && mdlen >= SHARE_CSUM ? 0 : -EIO;
+	if (r == 0)
+		memcpy(ret, md, SHARE_CSUM);
 	OPENSSL_cleanse(buf, sizeof(buf));
+	return r;
 }
 
 int
-vault_share_encode(const struct vault_share *s,
-    char ret_text[VAULT_SHARE_TEXT_MAX])
+vault_share_encode(
+    const struct vault_share *s, char ret_text[VAULT_SHARE_TEXT_MAX])
 {
 	uint8_t raw[SHARE_RAW];
 	char *p = ret_text;
@@ -154,7 +156,11 @@ vault_share_encode(const struct vault_share *s,
 	memcpy(raw, s->vault_id, VAULT_ID_SIZE);
 	raw[VAULT_ID_SIZE] = s->nr;
 	memcpy(raw + VAULT_ID_SIZE + 1, s->bytes, VAULT_KEY_SIZE);
-	share_checksum(raw, SHARE_RAW - SHARE_CSUM, raw + SHARE_RAW - SHARE_CSUM);
+	if (share_checksum(raw, SHARE_RAW - SHARE_CSUM,
+		raw + SHARE_RAW - SHARE_CSUM) < 0) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		return -EIO;
+	}
 
 	memcpy(p, SHARE_TAG, sizeof(SHARE_TAG) - 1);
 	p += sizeof(SHARE_TAG) - 1;
@@ -186,8 +192,8 @@ share_b32_value(char c)
 }
 
 int
-vault_share_decode(const char *text, struct vault_share *ret_share,
-    const char **ret_why)
+vault_share_decode(
+    const char *text, struct vault_share *ret_share, const char **ret_why)
 {
 	/* Secrets on the stack of the vault thread, wiped before return. */
 	char norm[VAULT_SHARE_TEXT_MAX];
@@ -206,8 +212,7 @@ vault_share_decode(const char *text, struct vault_share *ret_share,
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
 
-		if (c == '-' || c == ' ' || c == '\t' || c == '\n' ||
-		    c == '\r')
+		if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
 			continue;
 		if (n + 1 >= sizeof(norm)) {
 			why = "share is too long: mistyped?";
@@ -235,7 +240,8 @@ vault_share_decode(const char *text, struct vault_share *ret_share,
 		int v = share_b32_value(norm[i]);
 
 		if (v < 0) {
-			why = "share has a character that cannot occur in a share (0, 1, 8, 9 or a sign): mistyped?";
+			why =
+			    "share has a character that cannot occur in a share (0, 1, 8, 9 or a sign): mistyped?";
 			goto out;
 		}
 		acc = (acc << 5) | (unsigned)v;
@@ -246,7 +252,11 @@ vault_share_decode(const char *text, struct vault_share *ret_share,
 			acc &= (1u << bits) - 1;
 		}
 	}
-	share_checksum(raw, SHARE_RAW - SHARE_CSUM, sum);
+	if (share_checksum(raw, SHARE_RAW - SHARE_CSUM, sum) < 0) {
+		why = "cannot compute the share's checksum";
+		r = -EIO;
+		goto out;
+	}
 	if (CRYPTO_memcmp(sum, raw + SHARE_RAW - SHARE_CSUM, SHARE_CSUM) != 0) {
 		why = "share is corrupted (checksum mismatch): mistyped?";
 		r = -EBADMSG;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* test_card.c -- unit tests for card number checks: Luhn, brands, lengths, expiry */
+/* test_card.c -- unit tests for card number checks: Luhn, brands, lengths,
+ * expiry */
 
 /*
  * Card numbers here are the public test numbers of the card schemes, or
@@ -43,8 +44,12 @@ static time_t
 utc(int year, int mon, int day, int h, int m, int s)
 {
 	struct tm tm = {
-		.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
-		.tm_hour = h, .tm_min = m, .tm_sec = s,
+	    .tm_year = year - 1900,
+	    .tm_mon = mon - 1,
+	    .tm_mday = day,
+	    .tm_hour = h,
+	    .tm_min = m,
+	    .tm_sec = s,
 	};
 
 	return timegm(&tm);
@@ -78,22 +83,38 @@ test_brands(void **state)
 		const char *prefix;
 		const char *brand;
 	} cases[] = {
-		{ "4", "visa" },
-		{ "51", "mastercard" }, { "55", "mastercard" },
-		{ "50", "unknown" }, { "56", "unknown" },
-		{ "2221", "mastercard" }, { "2720", "mastercard" },
-		{ "2220", "unknown" }, { "2721", "unknown" },
-		{ "34", "amex" }, { "37", "amex" },
-		{ "33", "unknown" }, { "35", "unknown" },
-		{ "3528", "jcb" }, { "3589", "jcb" },
-		{ "3527", "unknown" }, { "3590", "unknown" },
-		{ "6011", "discover" }, { "644", "discover" },
-		{ "649", "discover" }, { "65", "discover" },
-		{ "6012", "unknown" }, { "643", "unknown" },
-		{ "300", "diners" }, { "305", "diners" }, { "36", "diners" },
-		{ "38", "diners" }, { "306", "unknown" }, { "39", "unknown" },
-		{ "62", "unionpay" },
-		{ "1", "unknown" }, { "9", "unknown" },
+	    {"4", "visa"},
+	    {"51", "mastercard"},
+	    {"55", "mastercard"},
+	    {"50", "unknown"},
+	    {"56", "unknown"},
+	    {"2221", "mastercard"},
+	    {"2720", "mastercard"},
+	    {"2220", "unknown"},
+	    {"2721", "unknown"},
+	    {"34", "amex"},
+	    {"37", "amex"},
+	    {"33", "unknown"},
+	    {"35", "unknown"},
+	    {"3528", "jcb"},
+	    {"3589", "jcb"},
+	    {"3527", "unknown"},
+	    {"3590", "unknown"},
+	    {"6011", "discover"},
+	    {"644", "discover"},
+	    {"649", "discover"},
+	    {"65", "discover"},
+	    {"6012", "unknown"},
+	    {"643", "unknown"},
+	    {"300", "diners"},
+	    {"305", "diners"},
+	    {"36", "diners"},
+	    {"38", "diners"},
+	    {"306", "unknown"},
+	    {"39", "unknown"},
+	    {"62", "unionpay"},
+	    {"1", "unknown"},
+	    {"9", "unknown"},
 	};
 	char num[CARD_NUMBER_MAX + 2];
 
@@ -222,9 +243,9 @@ test_check_fields(void **state)
 	in.exp_year = 2026;
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
 	assert_string_equal(why, "expiry: the card has expired");
-	in.exp_month = 11;       /* valid through the end of this month */
+	in.exp_month = 11; /* valid through the end of this month */
 	assert_int_equal(card_check(&in, now, &why), 0);
-	in.exp_year = 26;        /* two digits are the parser's business */
+	in.exp_year = 26; /* two digits are the parser's business */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
 
 	in = card("4111111111111111");
@@ -236,17 +257,19 @@ test_check_fields(void **state)
 	snprintf(in.holder, sizeof(in.holder), "Ada\nExample");
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
 	assert_string_equal(why, "holder: not printable UTF-8");
-	snprintf(in.holder, sizeof(in.holder), "Ada \xc3");      /* cut */
+	snprintf(in.holder, sizeof(in.holder), "Ada \xc3"); /* cut */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
-	snprintf(in.holder, sizeof(in.holder), "Ada \xc0\xaf");  /* overlong */
+	snprintf(in.holder, sizeof(in.holder), "Ada \xc0\xaf"); /* overlong */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
-	snprintf(in.holder, sizeof(in.holder), "Ada \xed\xa0\x80"); /* surrogate */
+	snprintf(
+	    in.holder, sizeof(in.holder), "Ada \xed\xa0\x80"); /* surrogate */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
-	snprintf(in.holder, sizeof(in.holder), "Ada \xc2\x85");  /* C1 */
+	snprintf(in.holder, sizeof(in.holder), "Ada \xc2\x85"); /* C1 */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
-	snprintf(in.holder, sizeof(in.holder), "Zo\xc3\xab \xc5\x8ctsuka \xe5\xa4\xaa\xe9\x83\x8e \xf0\x9f\x98\x80");
+	snprintf(in.holder, sizeof(in.holder),
+	    "Zo\xc3\xab \xc5\x8ctsuka \xe5\xa4\xaa\xe9\x83\x8e \xf0\x9f\x98\x80");
 	assert_int_equal(card_check(&in, now, &why), 0);
-	memset(in.holder, 'a', sizeof(in.holder));  /* no NUL: too long */
+	memset(in.holder, 'a', sizeof(in.holder)); /* no NUL: too long */
 	assert_int_equal(card_check(&in, now, &why), -EINVAL);
 	assert_string_equal(why, "holder: too long");
 
@@ -257,24 +280,24 @@ static void
 test_normalize(void **state)
 {
 	static const char *const good[] = {
-		"4111111111111111",
-		"4111 1111 1111 1111",
-		"4111-1111-1111-1111",
-		"  4111 1111 1111 1111 \n",
-		"4111-1111 1111-1111",
-		"41 11 11 11 11 11 11 11",
+	    "4111111111111111",
+	    "4111 1111 1111 1111",
+	    "4111-1111-1111-1111",
+	    "  4111 1111 1111 1111 \n",
+	    "4111-1111 1111-1111",
+	    "41 11 11 11 11 11 11 11",
 	};
 	static const char *const bad[] = {
-		"4111  1111 1111 1111",   /* two separators */
-		"4111--1111-1111-1111",
-		"-4111111111111111",
-		"4111111111111111-",
-		"4111 1111 1111 111a",
-		"4111.1111.1111.1111",
-		"41111111111",            /* 11 digits */
-		"41111111111111111111",   /* 20 digits */
-		"",
-		"    ",
+	    "4111  1111 1111 1111", /* two separators */
+	    "4111--1111-1111-1111",
+	    "-4111111111111111",
+	    "4111111111111111-",
+	    "4111 1111 1111 111a",
+	    "4111.1111.1111.1111",
+	    "41111111111",	    /* 11 digits */
+	    "41111111111111111111", /* 20 digits */
+	    "",
+	    "    ",
 	};
 	char out[CARD_NUMBER_MAX + 1];
 	const char *why;
@@ -297,8 +320,8 @@ test_normalize(void **state)
 		for (size_t k = 0; k < sizeof(out); k++)
 			assert_int_equal(out[k], 'x');
 	}
-	assert_int_equal(card_normalize_number("5555 5555 5555 4444", out,
-	    NULL), 0);
+	assert_int_equal(
+	    card_normalize_number("5555 5555 5555 4444", out, NULL), 0);
 	assert_string_equal(out, "5555555555554444");
 	assert_int_equal(card_normalize_number(NULL, out, &why), -EINVAL);
 }
@@ -333,7 +356,7 @@ test_expiry(void **state)
 	assert_int_equal(card_parse_expiry("/30", &m, &y), -EINVAL);
 	assert_int_equal(card_parse_expiry("", &m, &y), -EINVAL);
 	assert_int_equal(card_parse_expiry(NULL, &m, &y), -EINVAL);
-	assert_int_equal(m, 99);   /* untouched */
+	assert_int_equal(m, 99); /* untouched */
 	assert_int_equal(y, 99);
 
 	/* Valid through the last second of its month, UTC. */
@@ -351,12 +374,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_luhn),
-		cmocka_unit_test(test_brands),
-		cmocka_unit_test(test_lengths),
-		cmocka_unit_test(test_check_fields),
-		cmocka_unit_test(test_normalize),
-		cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_luhn),
+	    cmocka_unit_test(test_brands),
+	    cmocka_unit_test(test_lengths),
+	    cmocka_unit_test(test_check_fields),
+	    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_expiry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

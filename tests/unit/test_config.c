@@ -125,6 +125,8 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_string_equal(a->vault_audit_log, b->vault_audit_log);
 	assert_int_equal(a->vault_order_limit, b->vault_order_limit);
 	assert_int_equal(a->vault_daily_limit, b->vault_daily_limit);
+	assert_int_equal(a->vault_sync_authentications,
+	    b->vault_sync_authentications);
 }
 
 static void
@@ -205,7 +207,7 @@ test_shipped_conf_documents_defaults(void **state)
 		"output_limit", "page_size", "page_size_max", "socket",
 		"admin_group", "max_connections", "idle_timeout", "path",
 		"map_size", "key_file", "audit_log", "order_limit",
-		"daily_limit",
+		"daily_limit", "sync_authentications",
 	};
 	struct config cfg, def;
 	struct config_err err;
@@ -253,6 +255,39 @@ test_shipped_conf_documents_defaults(void **state)
 	assert_config_equal(&cfg, &def);
 	config_free(&cfg);
 	config_free(&def);
+}
+
+static void
+test_vault_keys(void **state)
+{
+	struct config cfg;
+	struct config_err err;
+
+	(void)state;
+	assert_int_equal(load_str(&cfg, &err, "[vault]\n"
+	    "sync_authentications = yes\norder_limit = 500\n"
+	    "daily_limit = 500\nkey_file = /etc/tr/kek\n"), 0);
+	assert_true(cfg.vault_sync_authentications);
+	assert_int_equal(cfg.vault_order_limit, 500);
+	assert_string_equal(cfg.vault_key_file, "/etc/tr/kek");
+	assert_int_equal(config_finish(&cfg, &err), 0);
+	/* Derived from state_dir when not set. */
+	assert_string_equal(cfg.vault_path, "/var/lib/twinroute/vault");
+	assert_string_equal(cfg.vault_audit_log, "/var/lib/twinroute/audit.log");
+	config_free(&cfg);
+
+	assert_int_equal(load_str(&cfg, &err, "[vault]\n"
+	    "sync_authentications = maybe\n"), -EINVAL);
+	assert_err(&err, "2: vault.sync_authentications: not a boolean "
+	    "(yes, no): maybe");
+	config_free(&cfg);
+
+	assert_int_equal(load_str(&cfg, &err, "[vault]\norder_limit = 501\n"
+	    "daily_limit = 500\n"), 0);
+	assert_int_equal(config_finish(&cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "vault.order_limit: more than "
+	    "vault.daily_limit"));
+	config_free(&cfg);
 }
 
 static void
@@ -894,6 +929,7 @@ main(void)
 		cmocka_unit_test_teardown(test_shipped_conf_documents_defaults,
 		    teardown_tmp),
 		cmocka_unit_test_teardown(test_load_values, teardown_tmp),
+		cmocka_unit_test_teardown(test_vault_keys, teardown_tmp),
 		cmocka_unit_test_teardown(test_load_layout, teardown_tmp),
 		cmocka_unit_test_teardown(test_unknown_key, teardown_tmp),
 		cmocka_unit_test_teardown(test_unknown_section, teardown_tmp),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* test_envelope.c -- unit tests for enrolment envelopes (X25519, HKDF, AES-256-GCM) */
+/* test_envelope.c -- unit tests for enrolment envelopes (X25519, HKDF,
+ * AES-256-GCM) */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -70,8 +71,8 @@ test_roundtrip(void **state)
 
 	(void)state;
 	keys_new(&k);
-	assert_int_equal(envelope_seal(k.pub, "M1001", &in, env, sizeof(env),
-	    &len), 0);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1001", &in, env, sizeof(env), &len), 0);
 	assert_true(len > 32 + 12 + 16 && len <= ENVELOPE_MAX);
 	assert_false(contains(env, len, "4111111111111111"));
 	assert_false(contains(env, len, "Example"));
@@ -84,8 +85,8 @@ test_roundtrip(void **state)
 	assert_int_equal(out.exp_year, 2031);
 
 	/* A fresh ephemeral key and nonce every time. */
-	assert_int_equal(envelope_seal(k.pub, "M1001", &in, env2, sizeof(env2),
-	    &len2), 0);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1001", &in, env2, sizeof(env2), &len2), 0);
 	assert_int_equal(len, len2);
 	assert_memory_not_equal(env, env2, len);
 	assert_int_equal(envelope_open(k.priv, "M1001", env2, len2, &out), 0);
@@ -103,16 +104,16 @@ test_wrong_member_or_key(void **state)
 	(void)state;
 	keys_new(&k);
 	keys_new(&other);
-	assert_int_equal(envelope_seal(k.pub, "M1001", &in, env, sizeof(env),
-	    &len), 0);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1001", &in, env, sizeof(env), &len), 0);
 	memset(&out, 0x5a, sizeof(out));
 	before = out;
-	assert_int_equal(envelope_open(k.priv, "M1002", env, len, &out),
-	    -EBADMSG);
-	assert_int_equal(envelope_open(k.priv, "M100", env, len, &out),
-	    -EBADMSG);
-	assert_int_equal(envelope_open(other.priv, "M1001", env, len, &out),
-	    -EBADMSG);
+	assert_int_equal(
+	    envelope_open(k.priv, "M1002", env, len, &out), -EBADMSG);
+	assert_int_equal(
+	    envelope_open(k.priv, "M100", env, len, &out), -EBADMSG);
+	assert_int_equal(
+	    envelope_open(other.priv, "M1001", env, len, &out), -EBADMSG);
 	assert_memory_equal(&out, &before, sizeof(out));
 	assert_int_equal(envelope_open(k.priv, "M1001", env, len, &out), 0);
 	EVP_PKEY_free(k.priv);
@@ -129,8 +130,8 @@ test_altered(void **state)
 
 	(void)state;
 	keys_new(&k);
-	assert_int_equal(envelope_seal(k.pub, "M1001", &in, env, sizeof(env),
-	    &len), 0);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1001", &in, env, sizeof(env), &len), 0);
 	memset(&out, 0x5a, sizeof(out));
 	before = out;
 	/* Every byte, every position: nothing opens. */
@@ -147,14 +148,14 @@ test_altered(void **state)
 	}
 	/* Every truncation. */
 	for (size_t n = 0; n < len; n++)
-		assert_int_equal(envelope_open(k.priv, "M1001", env, n, &out),
-		    -EBADMSG);
+		assert_int_equal(
+		    envelope_open(k.priv, "M1001", env, n, &out), -EBADMSG);
 	/* Trailing garbage changes the ciphertext field's framing or adds
 	 * an unknown field; neither opens to something else. */
 	memcpy(bad, env, len);
 	bad[len] = 0;
-	assert_int_not_equal(envelope_open(k.priv, "M1001", bad, len + 1,
-	    &out), 0);
+	assert_int_not_equal(
+	    envelope_open(k.priv, "M1001", bad, len + 1, &out), 0);
 	assert_memory_equal(&out, &before, sizeof(out));
 	EVP_PKEY_free(k.priv);
 }
@@ -166,37 +167,37 @@ test_bad_input(void **state)
 	struct keys k;
 	struct card_input in = test_card(), out;
 	uint8_t env[ENVELOPE_MAX], buf[ENVELOPE_MAX];
-	uint8_t low[32] = { 0 };
+	uint8_t low[32] = {0};
 	size_t len = 0, blen;
 
 	(void)state;
 	keys_new(&k);
 	/* Output too small. */
-	assert_int_equal(envelope_seal(k.pub, "M1001", &in, env, 40, &len),
-	    -ENOBUFS);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1001", &in, env, 40, &len), -ENOBUFS);
 	/* No member, NULLs. */
-	assert_int_equal(envelope_seal(k.pub, "", &in, env, sizeof(env), &len),
-	    -EINVAL);
-	assert_int_equal(envelope_seal(k.pub, NULL, &in, env, sizeof(env),
-	    &len), -EINVAL);
-	assert_int_equal(envelope_seal(NULL, "M1", &in, env, sizeof(env),
-	    &len), -EINVAL);
+	assert_int_equal(
+	    envelope_seal(k.pub, "", &in, env, sizeof(env), &len), -EINVAL);
+	assert_int_equal(
+	    envelope_seal(k.pub, NULL, &in, env, sizeof(env), &len), -EINVAL);
+	assert_int_equal(
+	    envelope_seal(NULL, "M1", &in, env, sizeof(env), &len), -EINVAL);
 	/* An all-zero (low-order) public key gives no shared secret. */
-	assert_int_equal(envelope_seal(low, "M1", &in, env, sizeof(env),
-	    &len), -EINVAL);
+	assert_int_equal(
+	    envelope_seal(low, "M1", &in, env, sizeof(env), &len), -EINVAL);
 
 	/* Another version is refused. */
-	assert_int_equal(envelope_seal(k.pub, "M1", &in, env, sizeof(env),
-	    &len), 0);
+	assert_int_equal(
+	    envelope_seal(k.pub, "M1", &in, env, sizeof(env), &len), 0);
 	e = twinroute__vault__card_envelope__unpack(NULL, len, env);
 	assert_non_null(e);
 	e->version = 2;
 	blen = twinroute__vault__card_envelope__pack(e, buf);
 	twinroute__vault__card_envelope__free_unpacked(e, NULL);
-	assert_int_equal(envelope_open(k.priv, "M1", buf, blen, &out),
-	    -EBADMSG);
-	assert_int_equal(envelope_open(k.priv, "M1", env, ENVELOPE_MAX + 1,
-	    &out), -EBADMSG);
+	assert_int_equal(
+	    envelope_open(k.priv, "M1", buf, blen, &out), -EBADMSG);
+	assert_int_equal(
+	    envelope_open(k.priv, "M1", env, ENVELOPE_MAX + 1, &out), -EBADMSG);
 	assert_int_equal(envelope_open(k.priv, "M1", env, len, &out), 0);
 	EVP_PKEY_free(k.priv);
 }
@@ -205,10 +206,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_wrong_member_or_key),
-		cmocka_unit_test(test_altered),
-		cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_wrong_member_or_key),
+	    cmocka_unit_test(test_altered),
+	    cmocka_unit_test(test_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* test_vault.c -- unit tests for the sealed card vault, through its thread and queues */
+/* test_vault.c -- unit tests for the sealed card vault, through its thread and
+ * queues */
 
 /*
  * Every test runs a real vault thread on a real event_base in a mkdtemp
@@ -31,6 +32,7 @@
 #include "vault.pb-c.h"
 #include "vault/card.h"
 #include "vault/envelope.h"
+#include "vault/secmem.h"
 #include "vault/vault.h"
 #include "vault/vault_int.h"
 
@@ -58,7 +60,7 @@ set_now(time_t t)
 
 struct fixture {
 	char dir[64];
-	char path[128];        /* vault env */
+	char path[128]; /* vault env */
 	char audit[128];
 	char key_file[128];
 	struct event_base *base;
@@ -113,17 +115,17 @@ teardown(void **state)
 }
 
 static int
-try_open(struct fixture *f, const char *path, const char *audit,
-    struct vault **ret)
+try_open(
+    struct fixture *f, const char *path, const char *audit, struct vault **ret)
 {
 	struct vault_opts o = {
-		.path = path,
-		.map_size = 16u << 20,
-		.key_file = f->use_key_file ? f->key_file : NULL,
-		.audit_log = audit,
-		.order_limit = f->order_limit,
-		.daily_limit = f->daily_limit,
-		.now = test_now,
+	    .path = path,
+	    .map_size = 16u << 20,
+	    .key_file = f->use_key_file ? f->key_file : NULL,
+	    .audit_log = audit,
+	    .order_limit = f->order_limit,
+	    .daily_limit = f->daily_limit,
+	    .now = test_now,
 	};
 
 	return vault_open(&o, f->base, ret);
@@ -163,7 +165,7 @@ on_reply(void *arg, struct vault_reply *y)
 static struct vault_reply
 call(struct fixture *f, struct vault *v, const struct vault_request *q)
 {
-	struct result r = { 0 };
+	struct result r = {0};
 
 	assert_int_equal(vault_submit(v, q, on_reply, &r), 0);
 	while (!r.done)
@@ -228,8 +230,8 @@ unseal(struct fixture *f, struct vault *v, const char *share)
 }
 
 static void
-unseal_all(struct fixture *f, const struct vault_reply *init,
-    unsigned a, unsigned b, unsigned c)
+unseal_all(struct fixture *f, const struct vault_reply *init, unsigned a,
+    unsigned b, unsigned c)
 {
 	struct vault_reply y;
 
@@ -282,9 +284,10 @@ card_set_in(struct fixture *f, const char *member, const char *seal_member,
 	struct vault_reply st = do_op(f, VAULT_OP_STATUS, NULL);
 
 	assert_true(st.initialized);
-	assert_int_equal(envelope_seal(st.enrol_key, seal_member, in,
-	    q.card_set.envelope, sizeof(q.card_set.envelope),
-	    &q.card_set.len), 0);
+	assert_int_equal(
+	    envelope_seal(st.enrol_key, seal_member, in, q.card_set.envelope,
+		sizeof(q.card_set.envelope), &q.card_set.len),
+	    0);
 	return call(f, f->v, &q);
 }
 
@@ -298,8 +301,8 @@ card_set(struct fixture *f, const char *member, const char *number,
 }
 
 static struct vault_reply
-auth(struct fixture *f, const char *member, int64_t amount,
-    const char *currency)
+auth(
+    struct fixture *f, const char *member, int64_t amount, const char *currency)
 {
 	struct vault_request q = req(VAULT_OP_AUTHENTICATE, member);
 
@@ -395,8 +398,8 @@ raw_open(struct fixture *f, struct raw *r, const char *db, bool write)
 	assert_int_equal(mdb_env_set_maxdbs(r->env, 8), 0);
 	assert_int_equal(mdb_env_set_mapsize(r->env, 16u << 20), 0);
 	assert_int_equal(mdb_env_open(r->env, f->path, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY,
-	    &r->txn), 0);
+	assert_int_equal(
+	    mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY, &r->txn), 0);
 	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &r->dbi), 0);
 }
 
@@ -416,26 +419,71 @@ static void
 test_names(void **state)
 {
 	static const char *const codes[VAULT_CODE__COUNT] = {
-		"OK", "VAULT_SEALED", "NO_CARD", "EXPIRED", "DISABLED",
-		"LIMIT", "TAMPERED", "NOT_INITIALIZED", "ALREADY_INITIALIZED",
-		"BAD_SHARE", "WRONG_VAULT", "BAD_KEY", "BAD_CARD",
-		"BAD_REQUEST", "AUDIT_FAILED", "ERROR",
+	    "OK",
+	    "VAULT_SEALED",
+	    "NO_CARD",
+	    "EXPIRED",
+	    "DISABLED",
+	    "LIMIT",
+	    "TAMPERED",
+	    "NOT_INITIALIZED",
+	    "ALREADY_INITIALIZED",
+	    "BAD_SHARE",
+	    "WRONG_VAULT",
+	    "BAD_KEY",
+	    "BAD_CARD",
+	    "BAD_REQUEST",
+	    "AUDIT_FAILED",
+	    "ERROR",
 	};
 
 	(void)state;
 	for (int c = 0; c < VAULT_CODE__COUNT; c++)
-		assert_string_equal(vault_strcode((enum vault_code)c), codes[c]);
+		assert_string_equal(
+		    vault_strcode((enum vault_code)c), codes[c]);
 	for (int op = 0; op < VAULT_OP__COUNT; op++)
-		assert_string_not_equal(vault_strop((enum vault_op)op),
-		    "unknown");
+		assert_string_not_equal(
+		    vault_strop((enum vault_op)op), "unknown");
 	assert_string_equal(vault_strop(VAULT_OP_AUTHENTICATE), "authenticate");
+}
+
+static void
+test_secmem(void **state)
+{
+	struct fixture *f = *state;
+	ProtobufCAllocator *a = &secmem_protobuf_allocator;
+	struct vault_reply y;
+	uint8_t *p, *q;
+
+	open_vault(f);
+	/* vault_open set up locked memory; the status says which. */
+	assert_int_equal(secmem_init(), 0);
+	y = do_op(f, VAULT_OP_STATUS, NULL);
+	assert_non_null(strstr(y.message, "memory: "));
+	assert_non_null(strstr(y.message, secmem_describe()));
+	if (secmem_locked())
+		assert_null(strstr(y.message, "NOT locked"));
+
+	p = secmem_zalloc(100);
+	q = a->alloc(a->allocator_data, 3000);
+	assert_non_null(p);
+	assert_non_null(q);
+	for (size_t i = 0; i < 100; i++)
+		assert_int_equal(p[i], 0);
+	memset(p, 0xa5, 100);
+	memset(q, 0x5a, 3000);
+	assert_true(q + 3000 <= p || p + 100 <= q);
+	secmem_free(p);
+	a->free(a->allocator_data, q);
+	secmem_free(NULL);
+	assert_null(secmem_zalloc(SIZE_MAX - 8));
 }
 
 static void
 test_open_errors(void **state)
 {
 	struct fixture *f = *state;
-	struct vault_opts o = { .path = f->path, .audit_log = f->audit };
+	struct vault_opts o = {.path = f->path, .audit_log = f->audit};
 	struct vault *v = NULL;
 	char file[160];
 
@@ -465,7 +513,11 @@ static void
 test_init_and_unseal(void **state)
 {
 	static const unsigned combos[][3] = {
-		{ 0, 1, 2 }, { 2, 3, 4 }, { 0, 2, 4 }, { 4, 1, 3 }, { 3, 0, 1 },
+	    {0, 1, 2},
+	    {2, 3, 4},
+	    {0, 2, 4},
+	    {4, 1, 3},
+	    {3, 0, 1},
 	};
 	struct fixture *f = *state;
 	struct vault_reply init, y;
@@ -494,13 +546,13 @@ test_init_and_unseal(void **state)
 		q.init.threshold = 3;
 		assert_code(call(f, f->v, &q), VAULT_BAD_REQUEST);
 		q.init.shares = 0;
-		q.init.key_file = true;  /* none configured */
+		q.init.key_file = true; /* none configured */
 		assert_code(call(f, f->v, &q), VAULT_BAD_REQUEST);
 	}
 
 	init = init_shares(f, f->v, 5, 3);
 	assert_true(init.initialized);
-	assert_true(init.sealed);     /* dual control: custodians unseal */
+	assert_true(init.sealed); /* dual control: custodians unseal */
 	assert_false(init.key_file);
 	assert_int_equal(init.shares, 5);
 	assert_int_equal(init.threshold, 3);
@@ -510,8 +562,8 @@ test_init_and_unseal(void **state)
 		assert_int_equal(strncmp(init.share_text[i], "tr1-", 4), 0);
 		assert_int_equal(strlen(init.share_text[i]), 93);
 		for (unsigned k = 0; k < i; k++)
-			assert_string_not_equal(init.share_text[i],
-			    init.share_text[k]);
+			assert_string_not_equal(
+			    init.share_text[i], init.share_text[k]);
 	}
 	y = do_op(f, VAULT_OP_INIT, NULL);
 	assert_code(y, VAULT_ALREADY_INITIALIZED);
@@ -520,7 +572,7 @@ test_init_and_unseal(void **state)
 	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
 		unseal_all(f, &init, combos[c][0], combos[c][1], combos[c][2]);
 		y = unseal(f, f->v, init.share_text[0]);
-		assert_code(y, VAULT_OK);       /* already unsealed */
+		assert_code(y, VAULT_OK); /* already unsealed */
 		assert_false(y.sealed);
 		y = do_op(f, VAULT_OP_SEAL, NULL);
 		assert_code(y, VAULT_OK);
@@ -549,8 +601,9 @@ test_init_and_unseal(void **state)
 		for (const char *p = init.share_text[i]; *p; p++) {
 			if (*p == '-')
 				continue;
-			typed[n++] = (char)(*p >= 'a' && *p <= 'z' ?
-			    *p - 'a' + 'A' : *p);
+			typed[n++] =
+			    (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A'
+							  : *p);
 			if (n % 7 == 0)
 				typed[n++] = ' ';
 		}
@@ -585,7 +638,8 @@ test_bad_shares(void **state)
 		s[pos] = s[pos] == 'a' ? 'b' : 'a';
 		y = unseal(f, f->v, s);
 		assert_code(y, VAULT_BAD_SHARE);
-		assert_string_equal(y.message, "share is corrupted (checksum mismatch): mistyped?");
+		assert_string_equal(y.message,
+		    "share is corrupted (checksum mismatch): mistyped?");
 		assert_int_equal(y.progress, 1);
 	}
 	/* Not a share at all. */
@@ -598,7 +652,7 @@ test_bad_shares(void **state)
 	y = unseal(f, f->v, s);
 	assert_code(y, VAULT_BAD_SHARE);
 	snprintf(s, sizeof(s), "%s", init.share_text[1]);
-	s[10] = '0';                             /* not in base32 */
+	s[10] = '0'; /* not in base32 */
 	y = unseal(f, f->v, s);
 	assert_code(y, VAULT_BAD_SHARE);
 	assert_null(strstr(y.message, init.share_text[1] + 4));
@@ -656,12 +710,12 @@ test_share_text(void **state)
 		if (orig == '-')
 			continue;
 		for (const char *c = "abcdefghijklmnopqrstuvwxyz234567"; *c;
-		    c++) {
+		     c++) {
 			if (*c == orig)
 				continue;
 			text[i] = *c;
-			assert_int_equal(vault_share_decode(text, &back, &why),
-			    -EBADMSG);
+			assert_int_equal(
+			    vault_share_decode(text, &back, &why), -EBADMSG);
 		}
 		text[i] = orig;
 	}
@@ -723,7 +777,7 @@ test_cards(void **state)
 	y = card_set(f, "M1003", "4111111111111112", 12, 2035);
 	assert_code(y, VAULT_BAD_CARD);
 	assert_string_equal(y.message, "number: fails the Luhn check");
-	y = card_set(f, "M1003", VISA, 5, 2026);       /* T0 is June 2026 */
+	y = card_set(f, "M1003", VISA, 5, 2026); /* T0 is June 2026 */
 	assert_code(y, VAULT_BAD_CARD);
 	assert_non_null(strstr(y.message, "expired"));
 	in = card(VISA, 12, 2035);
@@ -825,7 +879,7 @@ test_authenticate(void **state)
 	/* Expired: the same card, a month later. */
 	y = auth(f, "M2", 100, "EUR");
 	assert_code(y, VAULT_OK);
-	set_now(T0 + 16 * 86400);      /* 2026-07-01 */
+	set_now(T0 + 16 * 86400); /* 2026-07-01 */
 	y = auth(f, "M2", 100, "EUR");
 	assert_code(y, VAULT_EXPIRED);
 	set_now(T0);
@@ -885,11 +939,11 @@ static void
 test_batch(void **state)
 {
 	struct fixture *f = *state;
-	struct counter c = { 0 };
+	struct counter c = {0};
 	struct vault_request q;
 	const unsigned n = 2000;
 
-	f->daily_limit = 100 * 1000;   /* 1000 authentications of 100 */
+	f->daily_limit = 100 * 1000; /* 1000 authentications of 100 */
 	init_key_file(f);
 	assert_code(card_set(f, "M1", VISA, 12, 2035), VAULT_OK);
 	q = req(VAULT_OP_AUTHENTICATE, "M1");
@@ -912,7 +966,7 @@ test_batch(void **state)
 		assert_int_equal(vault_submit(f->v, &q, on_count, &c), 0);
 	close_vault(f);
 	assert_int_equal(c.calls, 100);
-	assert_int_equal(c.other, 100);   /* over the daily limit */
+	assert_int_equal(c.other, 100); /* over the daily limit */
 }
 
 static void
@@ -922,7 +976,7 @@ test_tampered(void **state)
 	struct vault_reply y;
 	struct raw r;
 	char m1[] = "M1";
-	MDB_val key = { .mv_size = 2, .mv_data = m1 }, val;
+	MDB_val key = {.mv_size = 2, .mv_data = m1}, val;
 	uint8_t *copy;
 	size_t len;
 	char *log;
@@ -966,9 +1020,18 @@ test_tampered(void **state)
 	close_vault(f);
 
 	log = read_file(f->audit, &len);
-	assert_int_equal(count_lines(log, "level=error actor=\"test uid=0\" op=authenticate member=\"M1\" result=TAMPERED"), 1);
-	assert_int_equal(count_lines(log, "level=error actor=\"test uid=0\" op=card_show member=\"M1\" result=TAMPERED"), 1);
-	assert_int_equal(count_lines(log, "level=error actor=\"test uid=0\" op=rotate result=TAMPERED"), 1);
+	assert_int_equal(
+	    count_lines(log,
+		"level=error actor=\"test uid=0\" op=authenticate member=\"M1\" result=TAMPERED"),
+	    1);
+	assert_int_equal(
+	    count_lines(log,
+		"level=error actor=\"test uid=0\" op=card_show member=\"M1\" result=TAMPERED"),
+	    1);
+	assert_int_equal(
+	    count_lines(log,
+		"level=error actor=\"test uid=0\" op=rotate result=TAMPERED"),
+	    1);
 	free(log);
 }
 
@@ -984,8 +1047,8 @@ scan_versions(struct fixture *f, uint32_t want, unsigned want_cards)
 	raw_open(f, &r, "cards", false);
 	assert_int_equal(mdb_cursor_open(r.txn, r.dbi, &cur), 0);
 	while (mdb_cursor_get(cur, &key, &val, n ? MDB_NEXT : MDB_FIRST) == 0) {
-		sc = twinroute__vault__sealed_card__unpack(NULL, val.mv_size,
-		    val.mv_data);
+		sc = twinroute__vault__sealed_card__unpack(
+		    NULL, val.mv_size, val.mv_data);
 		assert_non_null(sc);
 		assert_int_equal(sc->key_version, want);
 		assert_int_equal(sc->record_version, 1);
@@ -1005,7 +1068,8 @@ scan_versions(struct fixture *f, uint32_t want, unsigned want_cards)
 
 		assert_int_equal(key.mv_size, 4);
 		assert_int_equal((uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 |
-		    (uint32_t)k[2] << 8 | k[3], want);
+				     (uint32_t)k[2] << 8 | k[3],
+		    want);
 		n++;
 	}
 	mdb_cursor_close(cur);
@@ -1201,12 +1265,20 @@ test_audit(void **state)
 	assert_int_equal(count_lines(log, "op=init result=OK"), 1);
 	assert_int_equal(count_lines(log, "op=unseal result=OK"), 2);
 	assert_int_equal(count_lines(log, "op=unseal result=BAD_SHARE"), 1);
-	assert_int_equal(count_lines(log, "op=card_set member=\"M1\" result=OK"), 1);
-	assert_int_equal(count_lines(log, "op=card_show member=\"M1\" result=OK"), 1);
-	assert_int_equal(count_lines(log, "op=authenticate member=\"M1\" result=OK detail=\"amount=700 currency=JPY order=42"), 1);
-	assert_int_equal(count_lines(log, "op=authenticate member=\"M2\" result=NO_CARD"), 1);
+	assert_int_equal(
+	    count_lines(log, "op=card_set member=\"M1\" result=OK"), 1);
+	assert_int_equal(
+	    count_lines(log, "op=card_show member=\"M1\" result=OK"), 1);
+	assert_int_equal(
+	    count_lines(log,
+		"op=authenticate member=\"M1\" result=OK detail=\"amount=700 currency=JPY order=42"),
+	    1);
+	assert_int_equal(
+	    count_lines(log, "op=authenticate member=\"M2\" result=NO_CARD"),
+	    1);
 	assert_int_equal(count_lines(log, "op=rotate result=OK"), 1);
-	assert_int_equal(count_lines(log, "op=card_remove member=\"M1\" result=OK"), 1);
+	assert_int_equal(
+	    count_lines(log, "op=card_remove member=\"M1\" result=OK"), 1);
 	/* card_set() asks for the status (the enrolment key) first. */
 	assert_int_equal(count_lines(log, "op=status result=OK"), 2);
 	assert_int_equal(count_lines(log, "op=seal result=OK"), 1);
@@ -1225,8 +1297,8 @@ break_audit(struct fixture *f, bool broken)
 	int nfd;
 
 	assert_true(fd >= 0);
-	nfd = broken ? open("/dev/full", O_WRONLY | O_CLOEXEC) :
-	    open(f->audit, O_WRONLY | O_APPEND | O_CLOEXEC);
+	nfd = broken ? open("/dev/full", O_WRONLY | O_CLOEXEC)
+		     : open(f->audit, O_WRONLY | O_APPEND | O_CLOEXEC);
 	assert_true(nfd >= 0);
 	assert_int_equal(dup2(nfd, fd), fd);
 	close(nfd);
@@ -1265,7 +1337,7 @@ test_audit_fails_closed(void **state)
 	assert_int_equal(y.cards, 1);
 	assert_int_equal(y.key_version, 1);
 	assert_code(do_op(f, VAULT_OP_CARD_SHOW, "M1"), VAULT_OK);
-	assert_code(auth(f, "M1", 600, "EUR"), VAULT_OK);  /* limit 1000 */
+	assert_code(auth(f, "M1", 600, "EUR"), VAULT_OK); /* limit 1000 */
 	assert_code(auth(f, "M1", 600, "EUR"), VAULT_LIMIT);
 
 	/* Sealing happens even so. */
@@ -1292,7 +1364,7 @@ test_audit_fails_closed(void **state)
 	}
 	v = vault_close(v);
 	assert_int_equal(try_open(f, path2, f->audit, &v), 0);
-	y = call(f, v, &(struct vault_request){ .op = VAULT_OP_STATUS });
+	y = call(f, v, &(struct vault_request){.op = VAULT_OP_STATUS});
 	assert_false(y.initialized);
 	v = vault_close(v);
 }
@@ -1372,28 +1444,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_share_text),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_init_and_unseal, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_bad_shares, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_cards, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_authenticate, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_audit_fails_closed, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_no_plaintext_at_rest,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_finder_works, setup,
-		    teardown),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_share_text),
+	    cmocka_unit_test_setup_teardown(test_secmem, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_init_and_unseal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_shares, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_authenticate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_audit_fails_closed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_no_plaintext_at_rest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_finder_works, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
-/* vault-bench.c -- card authentication through the vault thread: throughput and latency */
+/* vault-bench.c -- card authentication through the vault thread: throughput and
+ * latency */
 
 /*
  * Opens a vault in a fresh temporary directory (key-file mode, so it is
@@ -99,11 +100,11 @@ hist_index(uint64_t v)
 	if (v < 2 * HIST_SUB)
 		return (unsigned)v;
 	msb = 63u - (unsigned)__builtin_clzll(v);
-	e = msb - 4;             /* v >> e in [16, 32) */
+	e = msb - 4; /* v >> e in [16, 32) */
 	if (e > 48)
 		return HIST_BUCKETS - 1;
 	return 2 * HIST_SUB + (e - 1) * HIST_SUB +
-	    (unsigned)((v >> e) - HIST_SUB);
+	       (unsigned)((v >> e) - HIST_SUB);
 }
 
 /* The middle of a bucket. */
@@ -184,7 +185,8 @@ die(const char *what, int err)
 	exit(1);
 }
 
-/* ---- enrolment ------------------------------------------------------------ */
+/* ---- enrolment ------------------------------------------------------------
+ */
 
 static void enrol_next(struct bench *b);
 
@@ -219,8 +221,8 @@ enrol_next(struct bench *b)
 	number_of(b->enrol_next, in.number);
 	in.exp_month = 12;
 	in.exp_year = 2099;
-	snprintf(in.holder, sizeof(in.holder), "Bench Holder %u",
-	    b->enrol_next);
+	snprintf(
+	    in.holder, sizeof(in.holder), "Bench Holder %u", b->enrol_next);
 	r = envelope_seal(b->enrol_key, q.member, &in, q.card_set.envelope,
 	    sizeof(q.card_set.envelope), &q.card_set.len);
 	memset(&in, 0, sizeof(in));
@@ -232,7 +234,8 @@ enrol_next(struct bench *b)
 		die("vault_submit", r);
 }
 
-/* ---- load ----------------------------------------------------------------- */
+/* ---- load -----------------------------------------------------------------
+ */
 
 static void on_auth(void *arg, struct vault_reply *y);
 
@@ -288,7 +291,8 @@ on_warm(evutil_socket_t fd, short what, void *arg)
 	b->t_end = b->t_start + (uint64_t)b->seconds * 1000000000u;
 }
 
-/* ---- main ----------------------------------------------------------------- */
+/* ---- main -----------------------------------------------------------------
+ */
 
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -337,16 +341,16 @@ report(const struct bench *b)
 {
 	double secs = (double)b->seconds;
 	double rate = (double)b->h.count / secs;
-	double mean = b->h.count ? (double)b->h.sum / (double)b->h.count /
-	    1000.0 : 0;
+	double mean =
+	    b->h.count ? (double)b->h.sum / (double)b->h.count / 1000.0 : 0;
 
 	if (b->json) {
 		printf("{\"cards\": %u, \"seconds\": %u, \"inflight\": %u, "
-		    "\"auths\": %" PRIu64 ", \"ok\": %" PRIu64
-		    ", \"failed\": %" PRIu64 ", \"auths_per_sec\": %.0f, "
-		    "\"mean_us\": %.2f, \"p50_us\": %.2f, \"p99_us\": %.2f, "
-		    "\"p999_us\": %.2f, \"max_us\": %.2f, \"dir\": \"%s\", "
-		    "\"audit_sync\": \"%s\"}\n",
+		       "\"auths\": %" PRIu64 ", \"ok\": %" PRIu64
+		       ", \"failed\": %" PRIu64 ", \"auths_per_sec\": %.0f, "
+		       "\"mean_us\": %.2f, \"p50_us\": %.2f, \"p99_us\": %.2f, "
+		       "\"p999_us\": %.2f, \"max_us\": %.2f, \"dir\": \"%s\", "
+		       "\"audit_sync\": \"%s\"}\n",
 		    b->cards, b->seconds, b->depth, b->h.count, b->ok,
 		    b->failed, rate, mean, hist_pct_us(&b->h, 50),
 		    hist_pct_us(&b->h, 99), hist_pct_us(&b->h, 99.9),
@@ -354,14 +358,17 @@ report(const struct bench *b)
 		    b->lazy ? "lazy" : "batch");
 		return;
 	}
-	printf("vault authentications: %u cards, %u in flight, %u s, vault in %s, audit sync %s\n",
+	printf(
+	    "vault authentications: %u cards, %u in flight, %u s, vault in %s, audit sync %s\n",
 	    b->cards, b->depth, b->seconds, b->tmpbase,
 	    b->lazy ? "lazy (within 1 s)" : "per batch");
-	printf("  auths      %" PRIu64 " (%" PRIu64 " ok, %" PRIu64 " failed%s%s)\n",
+	printf("  auths      %" PRIu64 " (%" PRIu64 " ok, %" PRIu64
+	       " failed%s%s)\n",
 	    b->h.count, b->ok, b->failed, b->first_error ? ": first " : "",
 	    b->first_error ? b->first_error : "");
 	printf("  auths/s    %.0f\n", rate);
-	printf("  latency    mean %.1f us, p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+	printf(
+	    "  latency    mean %.1f us, p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
 	    mean, hist_pct_us(&b->h, 50), hist_pct_us(&b->h, 99),
 	    hist_pct_us(&b->h, 99.9), (double)b->h.max / 1000.0);
 }
@@ -384,7 +391,7 @@ static struct vault_reply
 call(struct bench *b, enum vault_op op, bool key_file)
 {
 	struct vault_request q;
-	struct waiter w = { 0 };
+	struct waiter w = {0};
 	int r;
 
 	memset(&q, 0, sizeof(q));
@@ -403,10 +410,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "lazy-auth-sync", no_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"json", no_argument, NULL, 'j'},
+	    {"lazy-auth-sync", no_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct bench b;
 	struct vault_opts opts;
@@ -422,8 +429,8 @@ main(int argc, char **argv)
 	b.depth = VB_INFLIGHT_DEFAULT;
 	b.tmpbase = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	b.rng = (uint64_t)now_ns();
-	while ((opt = getopt_long(argc, argv, "n:d:q:t:h", longopts,
-	    NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:d:q:t:h", longopts, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'n':
 			b.cards = parse_uint(optarg, 1, VB_CARDS_MAX, "-n");
@@ -456,8 +463,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	snprintf(b.dir, sizeof(b.dir), "%s/twinroute-vault-bench.XXXXXX",
-	    b.tmpbase);
+	snprintf(
+	    b.dir, sizeof(b.dir), "%s/twinroute-vault-bench.XXXXXX", b.tmpbase);
 	if (!mkdtemp(b.dir))
 		die("mkdtemp", -errno);
 	snprintf(path, sizeof(path), "%s/vault", b.dir);
@@ -481,8 +488,8 @@ main(int argc, char **argv)
 	/* A key-file vault is unsealed from its init on. */
 	y = call(&b, VAULT_OP_INIT, true);
 	if (y.code != VAULT_OK) {
-		fprintf(stderr, "init: %s: %s\n", vault_strcode(y.code),
-		    y.message);
+		fprintf(
+		    stderr, "init: %s: %s\n", vault_strcode(y.code), y.message);
 		return 1;
 	}
 	memcpy(b.enrol_key, y.enrol_key, sizeof(b.enrol_key));
