@@ -412,11 +412,21 @@ main(int argc, char **argv)
 			.daily_limit = cfg.vault_daily_limit,
 			.lazy_auth_sync = !cfg.vault_sync_authentications,
 		};
+		if (cfg.vault_key_file[0] != '\0' &&
+		    access(cfg.vault_key_file, F_OK) < 0 && errno == ENOENT)
+			log_warn("vault: key file %s does not exist yet: the "
+			    "vault stays sealed until twinroutectl vault init "
+			    "--key-file %s", cfg.vault_key_file,
+			    cfg.vault_key_file);
 		r = vault_open(&vopts, d->base, &d->vault);
+		if (r < 0 && cfg.vault_key_file[0] != '\0')
+			fatalx("vault %s with key file %s: %s", cfg.vault_path,
+			    cfg.vault_key_file, r == -EPERM ? "the key file "
+			    "must be ours and mode 0600 or stricter, the vault "
+			    "directory ours" : tr_strerror(r));
 		if (r < 0)
-			fatalx("vault %s: %s%s", cfg.vault_path, tr_strerror(r),
-			    r == -EPERM ? " (the key file must be mode 0600 "
-			    "or stricter, and the vault directory ours)" : "");
+			fatalx("vault %s: %s", cfg.vault_path, r == -EPERM ?
+			    "the vault directory must be ours" : tr_strerror(r));
 	}
 
 	if (cfg.client_tls_cert[0] != '\0') {

@@ -608,6 +608,9 @@ ctl_member_card_check(struct conn *c, const CtlRequest *req)
 	}
 	if (!active) {
 		/* Member status lives here, not in the vault. */
+		ctl_audit(c, req->target, true, "card check: DISABLED "
+		    "(amount=%" PRId64 " currency=%.3s)", cc->amount,
+		    cc->currency);
 		resp.id = req->id;
 		resp.card_result = unconst(vault_strcode(VAULT_DISABLED));
 		resp.card_detail = unconst("the member is disabled");
@@ -657,10 +660,11 @@ ctl_vault_unseal(struct conn *c, const CtlRequest *req)
 {
 	struct vault_request vr = { .op = VAULT_OP_UNSEAL };
 
-	if (req->share[0] == '\0' ||
-	    strlen(req->share) >= sizeof(vr.unseal.share)) {
+	/* No share: the vault reads its key file, if it has one, and says
+	 * what it needs otherwise. */
+	if (strlen(req->share) >= sizeof(vr.unseal.share)) {
 		ctl_send_error(c, req->id, TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST,
-		    "share: missing or too long");
+		    "share: too long");
 		return;
 	}
 	snprintf(vr.unseal.share, sizeof(vr.unseal.share), "%s", req->share);

@@ -220,9 +220,13 @@ args_parse(const struct args_cmd *cmd, const struct args_spec *spec,
 		struct args_opt *o;
 
 		if (dashdash || a[0] != '-' || strcmp(a, "-") == 0) {
+			/* Not echoed: a person may have typed a secret
+			 * (a password, a card number) where it does not
+			 * belong, and messages end up in logs. */
 			if (n == spec->npos_max)
-				return args_cmd_error(cmd,
-				    "unexpected argument '%s'", a);
+				return args_cmd_error(cmd, "unexpected "
+				    "argument %d (secrets are never taken "
+				    "from the command line)", i + 1);
 			spec->pos[n++] = a;
 			continue;
 		}

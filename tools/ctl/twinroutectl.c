@@ -1112,10 +1112,10 @@ read_secret(struct run *run, const char *prompt, const char *what)
 	int r = secret_read(prompt, false, run->secret, sizeof(run->secret));
 
 	if (r == -ENODATA)
-		return cli_fail("no %s given (type it, or give it on standard "
-		    "input)", what);
+		return args_cmd_error(&run->a, "no %s given (type it, or give "
+		    "it on standard input)", what);
 	if (r == -E2BIG)
-		return cli_fail("the %s is too long", what);
+		return args_cmd_error(&run->a, "the %s is too long", what);
 	if (r < 0)
 		return cli_fail("cannot read the %s: %s", what, strerror(-r));
 	return CLI_GO_ON;
@@ -1377,8 +1377,10 @@ read_card(struct run *run, struct card_input *in)
 	if (r == -EINVAL)
 		return args_cmd_error(&run->a, "%s", why);
 	if (r == -ENODATA)
-		return cli_fail("expected three lines: card number, expiry "
-		    "(MM/YY), cardholder name");
+		return args_cmd_error(&run->a, "expected three lines: card "
+		    "number, expiry (MM/YY), cardholder name");
+	if (r == -E2BIG)
+		return args_cmd_error(&run->a, "a line of the card is too long");
 	if (r < 0)
 		return cli_fail("cannot read the card: %s", strerror(-r));
 	return CLI_GO_ON;
@@ -1570,8 +1572,18 @@ print_vault_init(const struct ctx *ctx, const struct run *run)
 static int
 build_vault_unseal(struct run *run)
 {
-	int r = read_secret(run, "key share: ", "share");
+	_cleanup_(resp_freep) Twinroute__Ctl__CtlResponse *resp = NULL;
+	Twinroute__Ctl__CtlRequest req = TWINROUTE__CTL__CTL_REQUEST__INIT;
+	int r;
 
+	/* A vault kept by a key file unseals from it: no share to ask. */
+	req.command = CTL_VAULT_STATUS;
+	r = ctl_call(run->ctx, &req, &resp);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (resp->vault && resp->vault->key_file)
+		return CLI_GO_ON;
+	r = read_secret(run, "key share: ", "share");
 	if (r >= 0)
 		return r;
 	run->req.share = run->secret;
