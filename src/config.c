@@ -109,6 +109,20 @@ static const struct config_key config_keys[] = {
 	    FIELD(vault_daily_limit), 1, UINT32_MAX },
 	{ "vault", "sync_authentications", CONFIG_T_BOOL,
 	    FIELD(vault_sync_authentications), 0, 0 },
+
+	{ "login", "max_failures", CONFIG_T_UINT,
+	    FIELD(login_max_failures), 1, 10 },
+	{ "login", "lockout", CONFIG_T_DURATION,
+	    FIELD(login_lockout), 30 * 60, DAY_SECS },
+	{ "login", "address_attempts", CONFIG_T_UINT,
+	    FIELD(login_address_attempts), 1, 100000 },
+	{ "login", "address_window", CONFIG_T_DURATION,
+	    FIELD(login_address_window), 1, DAY_SECS },
+
+	{ "orders", "quantity_max", CONFIG_T_UINT,
+	    FIELD(orders_quantity_max), 1, 1000000 },
+	{ "orders", "idempotency_ttl", CONFIG_T_DURATION,
+	    FIELD(orders_idempotency_ttl), 60, 30 * DAY_SECS },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -1001,6 +1015,12 @@ config_defaults(struct config *cfg)
 		.vault_map_size = 64 * MIB,
 		.vault_order_limit = 1000000,
 		.vault_daily_limit = 3000000,
+		.login_max_failures = 5,
+		.login_lockout = 30 * 60,
+		.login_address_attempts = 20,
+		.login_address_window = 60,
+		.orders_quantity_max = 100,
+		.orders_idempotency_ttl = DAY_SECS,
 	};
 	cfg->state_dir = strdup(CONFIG_STATE_DIR_DEFAULT);
 	cfg->pid_file = strdup("");

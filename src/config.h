@@ -61,6 +61,16 @@ struct config {
 	uint32_t vault_daily_limit; /* minor units per member and currency in 24 h, default 3000000 */
 	bool vault_sync_authentications; /* fdatasync each batch's audit lines; default no */
 
+	/* [login] */
+	uint32_t login_max_failures;   /* failed passwords before a lockout, default 5 (1..10) */
+	uint32_t login_lockout;        /* seconds, default 30 min (at least 30 min) */
+	uint32_t login_address_attempts; /* logins per address per window, default 20 */
+	uint32_t login_address_window; /* seconds, default 60 */
+
+	/* [orders] */
+	uint32_t orders_quantity_max;  /* default 100 */
+	uint32_t orders_idempotency_ttl; /* seconds an idempotency key is kept, default 24 h */
+
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;
 };

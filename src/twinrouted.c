@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "catalog/catalog.h"
+#include "client/session.h"
 #include "common/worker.h"
 #include "common/errcode.h"
 #include "common/log.h"
@@ -428,6 +429,7 @@ main(int argc, char **argv)
 			fatalx("vault %s: %s", cfg.vault_path, r == -EPERM ?
 			    "the vault directory must be ours" : tr_strerror(r));
 	}
+	client_order_recover(d);
 
 	if (cfg.client_tls_cert[0] != '\0') {
 		ssl_ctx = tls_server_ctx(&cfg);

@@ -12,16 +12,14 @@
 #include "config-build.h"
 #include "daemon.h"
 #include "net/server.h"
+#include "client/session.h"
 
 /* Search hits returned when the client asks for none in particular. */
 #define CLIENT_SEARCH_DEFAULT 20
 /* Page tokens: one version byte, then the last service id of the page. */
 #define PAGE_TOKEN_V1 0x01
 
-typedef Twinroute__Client__Request Request;
-typedef Twinroute__Client__Response Response;
-
-static void
+void
 client_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 {
 	Twinroute__Error err = TWINROUTE__ERROR__INIT;
@@ -36,7 +34,7 @@ client_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 	conn_send(c, &resp.base);
 }
 
-static void
+void
 client_reply(struct conn *c, Response *resp)
 {
 	struct daemon *d = conn_ctx(c);
@@ -286,6 +284,24 @@ client_dispatch(struct conn *c, const Request *req)
 	case TWINROUTE__CLIENT__REQUEST__BODY_SEARCH:
 		client_search(c, req);
 		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_LOGIN:
+		client_login(c, req);
+		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_PLACE_ORDER:
+		client_place_order(c, req);
+		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_GET_ORDER:
+		client_get_order(c, req);
+		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_LIST_ORDERS:
+		client_list_orders(c, req);
+		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_CANCEL_ORDER:
+		client_cancel_order(c, req);
+		return 0;
+	case TWINROUTE__CLIENT__REQUEST__BODY_WATCH:
+		client_watch(c, req);
+		return 0;
 	case TWINROUTE__CLIENT__REQUEST__BODY__NOT_SET:
 		/* A newer client's request, or none at all: say so, go on. */
 		client_send_error(c, req->id,
@@ -326,10 +342,36 @@ client_on_frame(struct conn *c, const uint8_t *payload, uint32_t len)
 	return r;
 }
 
+static int
+client_on_accept(struct conn *c)
+{
+	struct client_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		client_send_error(c, 0, TWINROUTE__ERROR_CODE__ERR_INTERNAL,
+		    "out of memory");
+		return -1;
+	}
+	conn_set_data(c, s);
+	return 0;
+}
+
+static void
+client_on_close(struct conn *c)
+{
+	struct client_session *s = conn_data(c);
+
+	if (s == NULL)
+		return;
+	client_watch_drop(c);
+	conn_set_data(c, NULL);
+	free(s);
+}
+
 const struct listener_ops client_listener_ops = {
 	.name = "client",
-	.on_accept = NULL,
+	.on_accept = client_on_accept,
 	.on_frame = client_on_frame,
 	.send_error = client_send_error,
-	.on_close = NULL,
+	.on_close = client_on_close,
 };

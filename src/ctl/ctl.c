@@ -71,6 +71,15 @@ const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	    CTL_F_READONLY },
 	[CTL_VAULT_ROTATE] = { "vault rotate", "",
 	    "new data key; re-seal every card under it", 0 },
+	[CTL_MEMBER_UNLOCK] = { "member unlock", "NUMBER",
+	    "lift a login lockout after too many failed passwords", 0 },
+	[CTL_ORDER_LIST] = { "order list",
+	    "[--state S] [--member M] [--provider P] [--limit N]",
+	    "list orders, newest first", CTL_F_READONLY },
+	[CTL_ORDER_SHOW] = { "order show", "ID",
+	    "show an order with its history", CTL_F_READONLY },
+	[CTL_ORDER_CANCEL] = { "order cancel", "ID",
+	    "cancel an order that has not been dispatched", 0 },
 };
 
 int

@@ -462,6 +462,10 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_VAULT_SEAL] = ctl_vault_seal,
 	[CTL_VAULT_STATUS] = ctl_vault_status,
 	[CTL_VAULT_ROTATE] = ctl_vault_rotate,
+	[CTL_MEMBER_UNLOCK] = ctl_member_unlock,
+	[CTL_ORDER_LIST] = ctl_order_list,
+	[CTL_ORDER_SHOW] = ctl_order_show,
+	[CTL_ORDER_CANCEL] = ctl_order_cancel,
 };
 
 void

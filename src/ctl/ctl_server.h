@@ -43,5 +43,12 @@ void ctl_vault_unseal(struct conn *c, const CtlRequest *req);
 void ctl_vault_seal(struct conn *c, const CtlRequest *req);
 void ctl_vault_status(struct conn *c, const CtlRequest *req);
 void ctl_vault_rotate(struct conn *c, const CtlRequest *req);
+/* Login lockouts (src/client/client_login.c). */
+void ctl_member_unlock(struct conn *c, const CtlRequest *req);
+
+/* Orders (ctl_order.c). */
+void ctl_order_list(struct conn *c, const CtlRequest *req);
+void ctl_order_show(struct conn *c, const CtlRequest *req);
+void ctl_order_cancel(struct conn *c, const CtlRequest *req);
 
 #endif

@@ -77,6 +77,11 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_SERVICES] = "services",
 	[STORE_DB_SERVICES_BY_CATEGORY] = "services_by_category",
 	[STORE_DB_MEMBERS] = "members",
+	[STORE_DB_LOGIN] = "login",
+	[STORE_DB_ORDERS] = "orders",
+	[STORE_DB_ORDERS_BY_MEMBER] = "orders_by_member",
+	[STORE_DB_IDEMPOTENCY] = "idempotency",
+	[STORE_DB_OUTBOX_MAIL] = "outbox_mail",
 };
 
 struct store_waiter {

@@ -18,6 +18,11 @@ enum store_db {
 	STORE_DB_SERVICES,
 	STORE_DB_SERVICES_BY_CATEGORY, /* key: category "\0" service id; value: empty */
 	STORE_DB_MEMBERS,              /* key: member number; MemberRecord */
+	STORE_DB_LOGIN,                /* key: member number; LoginState */
+	STORE_DB_ORDERS,               /* key: order id, 8 bytes big-endian; Order */
+	STORE_DB_ORDERS_BY_MEMBER,     /* key: member "\0" id (8 bytes BE); empty */
+	STORE_DB_IDEMPOTENCY,          /* key: member "\0" idempotency key */
+	STORE_DB_OUTBOX_MAIL,          /* key: order id (8 bytes BE); MailJob */
 	STORE_DB__COUNT,
 };
 

@@ -127,6 +127,12 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->vault_daily_limit, b->vault_daily_limit);
 	assert_int_equal(a->vault_sync_authentications,
 	    b->vault_sync_authentications);
+	assert_int_equal(a->login_max_failures, b->login_max_failures);
+	assert_int_equal(a->login_lockout, b->login_lockout);
+	assert_int_equal(a->login_address_attempts, b->login_address_attempts);
+	assert_int_equal(a->login_address_window, b->login_address_window);
+	assert_int_equal(a->orders_quantity_max, b->orders_quantity_max);
+	assert_int_equal(a->orders_idempotency_ttl, b->orders_idempotency_ttl);
 }
 
 static void
@@ -207,7 +213,9 @@ test_shipped_conf_documents_defaults(void **state)
 		"output_limit", "page_size", "page_size_max", "socket",
 		"admin_group", "max_connections", "idle_timeout", "path",
 		"map_size", "key_file", "audit_log", "order_limit",
-		"daily_limit", "sync_authentications",
+		"daily_limit", "sync_authentications", "max_failures",
+		"lockout", "address_attempts", "address_window",
+		"quantity_max", "idempotency_ttl",
 	};
 	struct config cfg, def;
 	struct config_err err;

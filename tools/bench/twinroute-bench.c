@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
-/* twinroute-bench.c -- closed-loop load generator: catalog requests or Redis GET */
+/* twinroute-bench.c -- closed-loop load generator: catalog, orders, Redis */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -57,9 +58,17 @@
 #define REDIS_KEYS_MAX 10000000u
 #define REDIS_LINE_MAX 4096u  /* status and error lines */
 #define REDIS_SET_BATCH 64u   /* SETs pipelined per round trip at setup */
+#define REDIS_SET_SIZE_DEFAULT 100u /* redis-set: value bytes */
+#define REDIS_SET_SIZE_MAX 256u     /* redis-set: each SET fits in WBUF_SIZE */
+
+/* Order mode. */
+#define ORDER_MEMBERS_MAX 10000u    /* members are PREFIX0000 .. PREFIX9999 */
+#define ORDER_PREFIX_MAX 32u
+#define ORDER_PASSWORD_MAX 256u  /* a Login fits in WBUF_SIZE */
+#define ORDER_STATE_FIELD 10u       /* Order.state */
 
 /* One request frame under construction: header, id, body template. */
-#define WBUF_SIZE 256u
+#define WBUF_SIZE 512u
 #define VARINT_MAX 10u
 
 /*
@@ -81,6 +90,15 @@ struct hist {
 enum bench_mode {
 	MODE_CATALOG,
 	MODE_REDIS,
+	MODE_ORDER,      /* Login once, then PlaceOrder in a loop */
+	MODE_REDIS_SET,  /* SET of a fresh key each time */
+};
+
+static const char *const mode_names[] = {
+	[MODE_CATALOG] = "catalog",
+	[MODE_REDIS] = "redis",
+	[MODE_ORDER] = "order",
+	[MODE_REDIS_SET] = "redis-set",
 };
 
 enum bench_op {
@@ -106,6 +124,7 @@ enum bench_phase {
 enum conn_state {
 	CONN_CONNECTING,
 	CONN_HELLO,   /* Hello sent, waiting for HelloReply */
+	CONN_LOGIN,   /* order mode: Login sent, waiting for LoginReply */
 	CONN_READY,   /* nothing outstanding */
 	CONN_BUSY,    /* one request outstanding */
 	CONN_CLOSED,
@@ -122,6 +141,7 @@ struct tmpl {
 	unsigned expect;      /* catalog: the Response body case wanted */
 	const char *want_id;  /* GetService: the service id to find */
 	size_t want_id_len;
+	bool order;           /* PlaceOrder: the Order must be decided */
 };
 
 struct strv {
@@ -145,6 +165,12 @@ struct conn {
 	const struct tmpl *req;
 	uint64_t req_id;
 	uint64_t sent_ns;
+	/* order mode */
+	struct tmpl login;    /* Login as this connection's member */
+	struct tmpl place;    /* the PlaceOrder being sent: a fresh key each */
+	uint8_t place_buf[WBUF_SIZE];
+	uint64_t seq;         /* orders (or redis-set keys) sent */
+	uint64_t order_state; /* the last Order's state */
 };
 
 struct bench {
@@ -161,6 +187,13 @@ struct bench {
 	size_t keys;
 	bool json;
 	uint64_t rng;
+	const char *member_prefix;
+	const char *password_file;
+	const char *service;
+	unsigned members;
+	char password[ORDER_PASSWORD_MAX + 2];
+	char run_tag[17];     /* in every idempotency key: runs never collide */
+	uint8_t *value;       /* redis-set: the value */
 
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -184,6 +217,7 @@ struct bench {
 	struct hist hist;
 	uint64_t requests;
 	uint64_t errors;
+	uint64_t authorized, declined; /* order mode, while measuring */
 	uint64_t t_start, t_end;
 };
 
@@ -521,7 +555,7 @@ cat_scan_response(const uint8_t *buf, size_t len, uint64_t *ret_id,
 			if (wt != 0)
 				return -1;
 			id = v;
-		} else if (f == 2 || (f >= 10 && f <= 14)) {
+		} else if (f == 2 || (f >= 10 && f <= 21)) {
 			if (wt != 2)
 				return -1;
 			which = f;
@@ -546,6 +580,11 @@ usage(FILE *f)
 	    "           [--mix get=W,list=W,search=W] [--seed N] [--json]\n"
 	    "       %s redis [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
 	    "           [--size BYTES] [--keys N] [--seed N] [--json]\n"
+	    "       %s order [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
+	    "           --member-prefix P --password-file F --service ID\n"
+	    "           [--members N] [--seed N] [--json]\n"
+	    "       %s redis-set [-H HOST:PORT] [-c CONNS] [-d SECONDS]\n"
+	    "           [-w SECONDS] [--size BYTES] [--seed N] [--json]\n"
 	    "\n"
 	    "Closed-loop load: every connection sends one request, waits for the\n"
 	    "reply, records its latency and sends the next, for SECONDS after an\n"
@@ -562,6 +601,19 @@ usage(FILE *f)
 	    "            Each load connection sends Hello before the clock starts.\n"
 	    "  redis     RESP. SETs key:0 .. key:N-1 to values of --size bytes,\n"
 	    "            then sends GET key:<random> and checks the reply's length.\n"
+	    "  order     twinrouted's client protocol, as members. Connection i\n"
+	    "            sends Hello and logs in as member P%%04u (i modulo\n"
+	    "            --members, which defaults to CONNS) with the password on\n"
+	    "            the first line of --password-file, before the clock\n"
+	    "            starts; then each request is PlaceOrder(--service,\n"
+	    "            quantity 1, a new idempotency key). A reply must be an\n"
+	    "            Order AUTHORIZED or DECLINED (counted apart); anything\n"
+	    "            else is an error. The members, their cards and the\n"
+	    "            service must exist beforehand.\n"
+	    "  redis-set RESP. Each request is SET key:<conn>:<n> of a value of\n"
+	    "            --size bytes (default %u) and wants +OK: against a Redis\n"
+	    "            with appendonly yes and appendfsync always, a durable\n"
+	    "            write per request.\n"
 	    "\n"
 	    "options:\n"
 	    "  -H, --host HOST:PORT   server (default 127.0.0.1:7420 for catalog,\n"
@@ -573,13 +625,19 @@ usage(FILE *f)
 	    "      --mix SPEC         catalog: weights of get, list and search, e.g.\n"
 	    "                         get=8,list=1,search=1 (default get=1; a bare\n"
 	    "                         name weighs 1; each weight 0..%u)\n"
-	    "      --size BYTES       redis: value size, 1..%u (default %u)\n"
+	    "      --size BYTES       redis: value size, 1..%u (default %u);\n"
+	    "                         redis-set: 1..256 (default 100)\n"
 	    "      --keys N           redis: keys, 1..%u (default %u)\n"
+	    "      --member-prefix P  order: members are P0000, P0001, ...\n"
+	    "      --members N        order: how many, 1..%u (default CONNS)\n"
+	    "      --password-file F  order: the members' password, its first line\n"
+	    "      --service ID       order: the service ordered\n"
 	    "      --seed N           random seed (default: from the clock, or the\n"
 	    "                         environment variable %s)\n"
 	    "      --json             print a JSON object on stdout: mode, mix, conns,\n"
 	    "                         seconds, requests, rps, p50_us, p99_us, p999_us,\n"
-	    "                         max_us, errors (the text line goes to stderr)\n"
+	    "                         max_us, errors, and in order mode authorized\n"
+	    "                         and declined (the text line goes to stderr)\n"
 	    "  -h, --help             this help\n"
 	    "\n"
 	    "Output: one line, e.g.\n"
@@ -587,11 +645,12 @@ usage(FILE *f)
 	    "  p99=0.800ms p99.9=1.200ms max=3.100ms errors=0\n"
 	    "Latencies come from a log-linear histogram (0.8 %% precision), from\n"
 	    "the write of a request to the read of its whole reply.\n",
-	    progname, progname, CAT_PAGE_SIZE, CAT_SEARCH_LIMIT, 1u,
+	    progname, progname, progname, progname, CAT_PAGE_SIZE,
+	    CAT_SEARCH_LIMIT, REDIS_SET_SIZE_DEFAULT, 1u,
 	    BENCH_CONNS_MAX, BENCH_CONNS_DEFAULT, BENCH_SECONDS_MAX,
 	    BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_WEIGHT_MAX,
 	    REDIS_SIZE_MAX, REDIS_SIZE_DEFAULT, REDIS_KEYS_MAX,
-	    REDIS_KEYS_DEFAULT, BENCH_SEED_ENV);
+	    REDIS_KEYS_DEFAULT, ORDER_MEMBERS_MAX, BENCH_SEED_ENV);
 }
 
 static int
@@ -677,6 +736,10 @@ mix_name(const struct bench *b, char *out, size_t size)
 {
 	size_t used = 0;
 
+	if (b->mode == MODE_ORDER || b->mode == MODE_REDIS_SET) {
+		snprintf(out, size, "%s", b->mode == MODE_ORDER ? "place" : "set");
+		return;
+	}
 	if (b->mode == MODE_REDIS || b->weight_total == b->weights[OP_GET]) {
 		snprintf(out, size, "get");
 		return;
@@ -704,6 +767,10 @@ parse_args(struct bench *b, int argc, char **argv)
 		OPT_KEYS,
 		OPT_SEED,
 		OPT_JSON,
+		OPT_MEMBER_PREFIX,
+		OPT_MEMBERS,
+		OPT_PASSWORD_FILE,
+		OPT_SERVICE,
 	};
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'H' },
@@ -715,11 +782,16 @@ parse_args(struct bench *b, int argc, char **argv)
 		{ "keys", required_argument, NULL, OPT_KEYS },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "member-prefix", required_argument, NULL, OPT_MEMBER_PREFIX },
+		{ "members", required_argument, NULL, OPT_MEMBERS },
+		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+		{ "service", required_argument, NULL, OPT_SERVICE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode, *seed_env;
 	bool seeded = false, mix_set = false, size_set = false, keys_set = false;
+	bool order_set = false;
 	uint64_t seed = 0;
 	int opt;
 
@@ -736,8 +808,13 @@ parse_args(struct bench *b, int argc, char **argv)
 		b->mode = MODE_CATALOG;
 	else if (strcmp(mode, "redis") == 0)
 		b->mode = MODE_REDIS;
+	else if (strcmp(mode, "order") == 0)
+		b->mode = MODE_ORDER;
+	else if (strcmp(mode, "redis-set") == 0)
+		b->mode = MODE_REDIS_SET;
 	else {
-		msg("unknown mode '%s': catalog or redis (see --help)", mode);
+		msg("unknown mode '%s': catalog, redis, order or redis-set (see --help)",
+		    mode);
 		exit(2);
 	}
 
@@ -789,6 +866,23 @@ parse_args(struct bench *b, int argc, char **argv)
 		case OPT_JSON:
 			b->json = true;
 			break;
+		case OPT_MEMBER_PREFIX:
+			b->member_prefix = optarg;
+			order_set = true;
+			break;
+		case OPT_MEMBERS:
+			b->members = (unsigned)opt_u64("--members", optarg, 1,
+			    ORDER_MEMBERS_MAX);
+			order_set = true;
+			break;
+		case OPT_PASSWORD_FILE:
+			b->password_file = optarg;
+			order_set = true;
+			break;
+		case OPT_SERVICE:
+			b->service = optarg;
+			order_set = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -801,17 +895,51 @@ parse_args(struct bench *b, int argc, char **argv)
 		msg("unexpected argument '%s' (see --help)", argv[optind]);
 		exit(2);
 	}
-	if (b->mode == MODE_CATALOG && (size_set || keys_set)) {
-		msg("--size and --keys apply to the redis mode");
+	if ((b->mode == MODE_CATALOG || b->mode == MODE_ORDER) &&
+	    (size_set || keys_set)) {
+		msg("--size and --keys apply to the redis modes");
 		exit(2);
 	}
-	if (b->mode == MODE_REDIS && mix_set) {
+	if (b->mode == MODE_REDIS_SET && keys_set) {
+		msg("--keys applies to the redis mode: redis-set writes new keys");
+		exit(2);
+	}
+	if (b->mode != MODE_CATALOG && mix_set) {
 		msg("--mix applies to the catalog mode");
 		exit(2);
 	}
+	if (b->mode != MODE_ORDER && order_set) {
+		msg("--member-prefix, --members, --password-file and --service "
+		    "apply to the order mode");
+		exit(2);
+	}
+	if (b->mode == MODE_ORDER) {
+		if (!b->member_prefix || !b->password_file || !b->service) {
+			msg("order: --member-prefix, --password-file and --service "
+			    "are required (see --help)");
+			exit(2);
+		}
+		if (strlen(b->member_prefix) > ORDER_PREFIX_MAX ||
+		    strlen(b->service) > CAT_FIELD_MAX) {
+			msg("order: --member-prefix takes at most %u bytes, "
+			    "--service at most %u", ORDER_PREFIX_MAX,
+			    CAT_FIELD_MAX);
+			exit(2);
+		}
+		if (b->members == 0)
+			b->members = MIN(b->conns, ORDER_MEMBERS_MAX);
+	}
+	if (b->mode == MODE_REDIS_SET) {
+		if (!size_set)
+			b->size = REDIS_SET_SIZE_DEFAULT;
+		if (b->size > REDIS_SET_SIZE_MAX) {
+			msg("redis-set: --size takes 1..%u", REDIS_SET_SIZE_MAX);
+			exit(2);
+		}
+	}
 	if (!b->hostport)
-		b->hostport = b->mode == MODE_CATALOG ? "127.0.0.1:7420" :
-		    "127.0.0.1:6379";
+		b->hostport = b->mode == MODE_CATALOG ||
+		    b->mode == MODE_ORDER ? "127.0.0.1:7420" : "127.0.0.1:6379";
 	if (!seeded && (seed_env = getenv(BENCH_SEED_ENV)) != NULL) {
 		if (parse_u64(seed_env, 0, UINT64_MAX, &seed) < 0) {
 			msg("%s: not a number: '%s'", BENCH_SEED_ENV, seed_env);
@@ -1253,6 +1381,96 @@ redis_build(struct bench *b)
 	}
 }
 
+/* ---- order and redis-set setup ---- */
+
+/* The modes that speak twinrouted's client protocol. */
+static inline bool
+proto_mode(const struct bench *b)
+{
+	return b->mode == MODE_CATALOG || b->mode == MODE_ORDER;
+}
+
+/* The password (first line of --password-file), the hello, a run tag. */
+static void
+order_setup(struct bench *b)
+{
+	size_t len = 0;
+	char *nl;
+	int fd;
+
+	fd = open(b->password_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("--password-file %s: %s", b->password_file,
+		    strerror(errno));
+	while (len < sizeof(b->password) - 1) {
+		ssize_t n = read(fd, b->password + len,
+		    sizeof(b->password) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("--password-file %s: %s", b->password_file,
+			    strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (memchr(b->password, '\n', len))
+			break;
+	}
+	close(fd);
+	b->password[len] = '\0';
+	nl = strchr(b->password, '\n');
+	if (nl)
+		*nl = '\0';
+	len = strlen(b->password);
+	if (len > 0 && b->password[len - 1] == '\r')
+		b->password[--len] = '\0';
+	if (len == 0 || len > ORDER_PASSWORD_MAX)
+		die("--password-file %s: want a password of 1..%u bytes on "
+		    "the first line", b->password_file, ORDER_PASSWORD_MAX);
+	/* Keys are kept a day per member: a new run must not replay an old one. */
+	snprintf(b->run_tag, sizeof(b->run_tag), "%016" PRIx64,
+	    rng_next(&b->rng));
+}
+
+static void
+order_build(struct bench *b)
+{
+	Twinroute__Client__Hello hello;
+
+	twinroute__client__hello__init(&hello);
+	hello.version = CAT_PROTO_VERSION;
+	hello.client = unconst("twinroute-bench");
+	cat_tmpl(&b->hello, &hello.base, TWINROUTE__CLIENT__REQUEST__BODY_HELLO,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_HELLO);
+}
+
+/* Connection c's Login, as member PREFIX%04u. */
+static void
+order_conn_login(struct bench *b, struct conn *c)
+{
+	Twinroute__Client__Login li;
+	char member[ORDER_PREFIX_MAX + 8];
+
+	snprintf(member, sizeof(member), "%s%04u", b->member_prefix,
+	    c->idx % b->members);
+	twinroute__client__login__init(&li);
+	li.member = member;
+	li.password = b->password;
+	cat_tmpl(&c->login, &li.base, TWINROUTE__CLIENT__REQUEST__BODY_LOGIN,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_LOGIN);
+}
+
+static void
+redis_set_setup(struct bench *b)
+{
+	b->value = malloc(b->size);
+	if (!b->value)
+		die("out of memory");
+	for (size_t i = 0; i < b->size; i++)
+		b->value[i] = (uint8_t)('a' + i % 26);
+}
+
 /* ---- the load loop ---- */
 
 static void
@@ -1397,7 +1615,7 @@ conn_send(struct conn *c, const struct tmpl *t, uint64_t now)
 	uint8_t *p = c->wbuf;
 
 	c->req = t;
-	if (b->mode == MODE_CATALOG) {
+	if (proto_mode(b)) {
 		c->req_id = ++b->next_id;
 		p += FRAME_HDR_SIZE;
 		*p++ = 0x08; /* field 1, varint: the id */
@@ -1434,11 +1652,70 @@ bench_pick(struct bench *b)
 	return &b->tmpls[op][n == 1 ? 0 : rng_next(&b->rng) % n];
 }
 
+/* A PlaceOrder of the service, quantity 1, with a key never used before. */
+static void
+conn_send_order(struct conn *c, uint64_t now)
+{
+	struct bench *b = c->b;
+	uint8_t inner[WBUF_SIZE / 2], *p = inner, *q = c->place_buf;
+	size_t slen = strlen(b->service);
+	char key[64];
+	int klen;
+
+	klen = snprintf(key, sizeof(key), "%s-%u-%" PRIu64, b->run_tag, c->idx,
+	    ++c->seq);
+	*p++ = 0x0a; /* service_id */
+	p += pb_put_varint(p, slen);
+	memcpy(p, b->service, slen);
+	p += slen;
+	*p++ = 0x10; /* quantity */
+	*p++ = 0x01;
+	*p++ = 0x22; /* idempotency_key */
+	p += pb_put_varint(p, (uint64_t)klen);
+	memcpy(p, key, (size_t)klen);
+	p += klen;
+
+	q += pb_put_varint(q,
+	    (uint64_t)TWINROUTE__CLIENT__REQUEST__BODY_PLACE_ORDER << 3 | 2);
+	q += pb_put_varint(q, (uint64_t)(p - inner));
+	memcpy(q, inner, (size_t)(p - inner));
+	q += p - inner;
+	c->place = (struct tmpl){ .buf = c->place_buf,
+	    .len = (size_t)(q - c->place_buf),
+	    .expect = TWINROUTE__CLIENT__RESPONSE__BODY_ORDER, .order = true };
+	conn_send(c, &c->place, now);
+}
+
+/* SET key:<conn>:<n> of the value. */
+static void
+conn_send_set(struct conn *c, uint64_t now)
+{
+	struct bench *b = c->b;
+	char key[48];
+	size_t len;
+	int kl;
+
+	kl = snprintf(key, sizeof(key), "key:%u:%" PRIu64, c->idx, ++c->seq);
+	len = (size_t)snprintf((char *)c->place_buf, sizeof(c->place_buf),
+	    "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key, b->size);
+	memcpy(c->place_buf + len, b->value, b->size);
+	len += b->size;
+	memcpy(c->place_buf + len, "\r\n", 2);
+	len += 2;
+	c->place = (struct tmpl){ .buf = c->place_buf, .len = len };
+	conn_send(c, &c->place, now);
+}
+
 static void
 conn_send_next(struct conn *c, uint64_t now)
 {
 	c->state = CONN_BUSY;
-	conn_send(c, bench_pick(c->b), now);
+	if (c->b->mode == MODE_ORDER)
+		conn_send_order(c, now);
+	else if (c->b->mode == MODE_REDIS_SET)
+		conn_send_set(c, now);
+	else
+		conn_send(c, bench_pick(c->b), now);
 }
 
 /*
@@ -1510,6 +1787,17 @@ cat_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
 			return 1;
 		}
 	}
+	if (t->order) {
+		/* Order.state: decided one way or the other, durably. */
+		c->order_state = pb_find_varint(body, body_len,
+		    ORDER_STATE_FIELD);
+		if (c->order_state != TWINROUTE__ORDER_STATE__ORDER_AUTHORIZED &&
+		    c->order_state != TWINROUTE__ORDER_STATE__ORDER_DECLINED) {
+			snprintf(why, why_size, "order in state %" PRIu64
+			    ", wanted AUTHORIZED or DECLINED", c->order_state);
+			return 1;
+		}
+	}
 	if (which == TWINROUTE__CLIENT__RESPONSE__BODY_HELLO &&
 	    pb_find_varint(body, body_len, 1) != CAT_PROTO_VERSION) {
 		snprintf(why, why_size, "the server speaks protocol version %" PRIu64,
@@ -1548,6 +1836,18 @@ redis_reply(struct conn *c, size_t *ret_used, size_t *ret_need, bool *ret_ok,
 		return -1;
 	}
 	switch (buf[0]) {
+	case '+':
+		if (b->mode != MODE_REDIS_SET) {
+			snprintf(why, why_size, "unexpected status reply");
+			return -1;
+		}
+		*ret_used = line;
+		*ret_ok = line == 5 && memcmp(buf, "+OK\r\n", 5) == 0;
+		if (!*ret_ok)
+			snprintf(why, why_size, "status reply: %.*s",
+			    (int)MIN(line - 3, (size_t)200),
+			    (const char *)buf + 1);
+		return 1;
 	case '-':
 		*ret_used = line;
 		*ret_ok = false;
@@ -1602,11 +1902,19 @@ conn_on_reply(struct conn *c, bool ok, const char *why, uint64_t now)
 {
 	struct bench *b = c->b;
 
-	if (c->state == CONN_HELLO) {
+	if (c->state == CONN_HELLO && ok && b->mode == MODE_ORDER) {
+		c->state = CONN_LOGIN;
+		conn_send(c, &c->login, now);
+		return;
+	}
+	if (c->state == CONN_HELLO || c->state == CONN_LOGIN) {
 		if (!ok) {
-			conn_fail(c, "Hello: %s", why);
+			conn_fail(c, "%s: %s", c->state == CONN_HELLO ? "Hello" :
+			    "Login", why);
 			return;
 		}
+		if (c->login.buf)
+			explicit_bzero(c->login.buf, c->login.len);
 		c->state = CONN_READY;
 		b->n_ready++;
 		bench_check_ready(b);
@@ -1618,6 +1926,11 @@ conn_on_reply(struct conn *c, bool ok, const char *why, uint64_t now)
 	else if (b->phase == PHASE_MEASURE) {
 		hist_record(&b->hist, now - c->sent_ns);
 		b->requests++;
+		if (c->req->order &&
+		    c->order_state == TWINROUTE__ORDER_STATE__ORDER_AUTHORIZED)
+			b->authorized++;
+		else if (c->req->order)
+			b->declined++;
 	}
 	if (b->phase == PHASE_WARMUP || b->phase == PHASE_MEASURE)
 		conn_send_next(c, now);
@@ -1656,12 +1969,13 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->rlen += (size_t)n;
-	if (c->state != CONN_BUSY && c->state != CONN_HELLO) {
+	if (c->state != CONN_BUSY && c->state != CONN_HELLO &&
+	    c->state != CONN_LOGIN) {
 		conn_fail(c, "data from the server with no request outstanding");
 		return;
 	}
 	why[0] = '\0';
-	if (b->mode == MODE_CATALOG)
+	if (proto_mode(b))
 		r = cat_reply(c, &used, &need, &ok, why, sizeof(why));
 	else
 		r = redis_reply(c, &used, &need, &ok, why, sizeof(why));
@@ -1711,7 +2025,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	event_add(c->rev, NULL);
-	if (b->mode == MODE_CATALOG) {
+	if (proto_mode(b)) {
 		c->state = CONN_HELLO;
 		conn_send(c, &b->hello, now_ns());
 		return;
@@ -1730,7 +2044,9 @@ conn_start(struct bench *b, unsigned idx)
 	c->b = b;
 	c->idx = idx;
 	c->state = CONN_CONNECTING;
-	c->rcap = b->mode == MODE_CATALOG ? CAT_RBUF_INIT : b->size + 64;
+	c->rcap = proto_mode(b) ? CAT_RBUF_INIT : b->size + 64;
+	if (b->mode == MODE_ORDER)
+		order_conn_login(b, c);
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf)
 		die("out of memory");
@@ -1766,7 +2082,8 @@ bench_on_timer(evutil_socket_t fd, short what, void *arg)
 		for (unsigned i = 0; i < b->conns; i++) {
 			struct conn *c = &b->c[i];
 
-			if (c->state == CONN_CONNECTING || c->state == CONN_HELLO)
+			if (c->state == CONN_CONNECTING || c->state == CONN_HELLO ||
+			    c->state == CONN_LOGIN)
 				conn_fail(c, "not ready after %d s",
 				    BENCH_CONNECT_TIMEOUT);
 		}
@@ -1839,7 +2156,12 @@ bench_free(struct bench *b)
 		if (c->fd >= 0)
 			close(c->fd);
 		free(c->rbuf);
+		if (c->login.buf)
+			explicit_bzero(c->login.buf, c->login.len);
+		free(c->login.buf);
 	}
+	explicit_bzero(b->password, sizeof(b->password));
+	free(b->value);
 	free(b->c);
 	if (b->timer)
 		event_free(b->timer);
@@ -1861,7 +2183,8 @@ bench_free(struct bench *b)
 static int
 bench_report(const struct bench *b)
 {
-	const char *mode = b->mode == MODE_CATALOG ? "catalog" : "redis";
+	const char *mode = mode_names[b->mode];
+	char extra[96] = "", jextra[96] = "";
 	uint64_t elapsed = b->t_end > b->t_start ? b->t_end - b->t_start : 0;
 	double rps = elapsed ? (double)b->requests * 1e9 / (double)elapsed : 0;
 	double p50 = (double)hist_percentile(&b->hist, 50.0) / 1e3;
@@ -1869,19 +2192,25 @@ bench_report(const struct bench *b)
 	double p999 = (double)hist_percentile(&b->hist, 99.9) / 1e3;
 	double max = (double)b->hist.max / 1e3;
 
+	if (b->mode == MODE_ORDER) {
+		snprintf(extra, sizeof(extra), " authorized=%" PRIu64
+		    " declined=%" PRIu64, b->authorized, b->declined);
+		snprintf(jextra, sizeof(jextra), ",\"authorized\":%" PRIu64
+		    ",\"declined\":%" PRIu64, b->authorized, b->declined);
+	}
 	fprintf(b->json ? stderr : stdout,
 	    "%s %s conns=%u secs=%u requests=%" PRIu64 " rps=%.0f"
 	    " p50=%.3fms p99=%.3fms p99.9=%.3fms max=%.3fms errors=%" PRIu64
-	    "\n",
+	    "%s\n",
 	    mode, b->mix, b->conns, b->seconds, b->requests, rps, p50 / 1e3,
-	    p99 / 1e3, p999 / 1e3, max / 1e3, b->errors);
+	    p99 / 1e3, p999 / 1e3, max / 1e3, b->errors, extra);
 	if (b->json)
 		printf("{\"mode\":\"%s\",\"mix\":\"%s\",\"conns\":%u,"
 		    "\"seconds\":%u,\"requests\":%" PRIu64 ",\"rps\":%.1f,"
 		    "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-		    "\"max_us\":%.1f,\"errors\":%" PRIu64 "}\n",
+		    "\"max_us\":%.1f,\"errors\":%" PRIu64 "%s}\n",
 		    mode, b->mix, b->conns, b->seconds, b->requests, rps, p50,
-		    p99, p999, max, b->errors);
+		    p99, p999, max, b->errors, jextra);
 	fflush(stdout);
 	if (b->errors > 0)
 		return 1;
@@ -1902,12 +2231,22 @@ main(int argc, char **argv)
 	parse_args(&b, argc, argv);
 	resolve(&b);
 	raise_nofile(b.conns);
-	if (b.mode == MODE_CATALOG) {
+	switch (b.mode) {
+	case MODE_CATALOG:
 		cat_setup(&b);
 		cat_build(&b);
-	} else {
+		break;
+	case MODE_REDIS:
 		redis_setup(&b);
 		redis_build(&b);
+		break;
+	case MODE_ORDER:
+		order_setup(&b);
+		order_build(&b);
+		break;
+	case MODE_REDIS_SET:
+		redis_set_setup(&b);
+		break;
 	}
 	bench_run(&b);
 	ret = bench_report(&b);

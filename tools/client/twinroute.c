@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: ISC */
-/* twinroute.c -- the user CLI: browse and search twinrouted's catalog */
+/* twinroute.c -- the user CLI: browse the catalog, place and follow orders */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "client.pb-c.h"
 #include "config-build.h"
@@ -19,10 +24,12 @@
 #include "common/errcode.h"
 #include "common/macro.h"
 #include "common/output.h"
+#include "common/secret.h"
 
 #define PROG "twinroute"
 #define ADDR_DEFAULT "127.0.0.1:7420"
 #define ADDR_ENV "TWINROUTE_ADDR"
+#define MEMBER_ENV "TWINROUTE_MEMBER"
 #define CLIENT_PROTO_VERSION 1
 #define CLIENT_NAME "twinroute " TR_VERSION
 #define CLIENT_TIMEOUT_MS 10000
@@ -30,6 +37,10 @@
 #define CLIENT_RECV_MAX (16u * 1024u * 1024u)
 /* A server that keeps handing out pages is not followed for ever. */
 #define CLIENT_PAGES_MAX 100000
+/* Passwords longer than this are refused before they are sent. */
+#define PASSWORD_MAX 1024
+/* A generated idempotency key: 128 random bits in hex. */
+#define KEY_BYTES 16
 
 #define CLIENT_CLOSED "the server closed the connection"
 
@@ -41,6 +52,9 @@ struct ctx {
 	struct cli_peer peer; /* once connected */
 	uint64_t next_id;
 	bool hello_done;
+	const char *member;        /* --member, else $TWINROUTE_MEMBER */
+	const char *password_file; /* --password-file */
+	char password[PASSWORD_MAX + 2]; /* read at login; wiped */
 };
 
 struct cmd {
@@ -55,6 +69,14 @@ resp_free(Twinroute__Client__Response *r)
 	twinroute__client__response__free_unpacked(r, NULL);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(Twinroute__Client__Response *, resp_free)
+
+static Twinroute__Client__Response *
+resp_free_and_null(Twinroute__Client__Response *r)
+{
+	if (r)
+		resp_free(r);
+	return NULL;
+}
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct out_table *, out_table_free)
 
@@ -66,6 +88,16 @@ static int cmd_search(struct ctx *ctx, const struct args_cmd *cmd, int argc,
     char **argv);
 static int cmd_show(struct ctx *ctx, const struct args_cmd *cmd, int argc,
     char **argv);
+static int cmd_order(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv);
+static int cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv);
+static int cmd_order_status(struct ctx *ctx, const struct args_cmd *cmd,
+    int argc, char **argv);
+static int cmd_cancel(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv);
+static int cmd_watch(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv);
 
 static const struct cmd cmds[] = {
 	{ { "categories", "", "list the categories that have services" },
@@ -75,6 +107,17 @@ static const struct cmd cmds[] = {
 	{ { "search", "[--limit N] WORDS...",
 	    "services matching every word, best first" }, cmd_search },
 	{ { "show", "SERVICE_ID", "one service in full" }, cmd_show },
+	{ { "order", "SERVICE_ID [--qty Q] [--note TEXT] [--key KEY]",
+	    "order a service (log in first); a declined order exits 1" },
+	    cmd_order },
+	{ { "orders", "[--limit N]", "your orders, newest first" },
+	    cmd_orders },
+	{ { "order-status", "ID", "one of your orders, with its history" },
+	    cmd_order_status },
+	{ { "cancel", "ID", "cancel one of your orders not yet dispatched" },
+	    cmd_cancel },
+	{ { "watch", "", "print each change of your orders' states as it "
+	    "happens, until interrupted" }, cmd_watch },
 };
 
 static void
@@ -96,6 +139,10 @@ client_option(void *data, int c, char *arg)
 		ctx->opts.tls = true;
 	} else if (c == 't') {
 		ctx->opts.tls = true;
+	} else if (c == 'm') {
+		ctx->member = arg;
+	} else if (c == 'p') {
+		ctx->password_file = arg;
 	}
 }
 
@@ -103,30 +150,54 @@ static const struct option options[] = {
 	{ "host", required_argument, NULL, 'H' },
 	{ "tls", no_argument, NULL, 't' },
 	{ "ca", required_argument, NULL, 'c' },
+	{ "member", required_argument, NULL, 'm' },
+	{ "password-file", required_argument, NULL, 'p' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static const struct args_tool tool = {
-	.synopsis = "[-H HOST:PORT] [--tls] [--ca FILE] [--json] "
-	    "COMMAND [ARGS]",
+	.synopsis = "[-H HOST:PORT] [--tls] [--ca FILE] [--member N] "
+	    "[--password-file FILE] [--json] COMMAND [ARGS]",
 	.shortopts = "H:",
 	.options = options,
 	.option = client_option,
-	.usage = "[-H HOST:PORT] [--tls] [--ca FILE] [--json] [-h|--help] [-V]\n"
+	.usage = "[-H HOST:PORT] [--tls] [--ca FILE] [--member N]\n"
+	    "                 [--password-file FILE] [--json] [-h|--help] [-V]\n"
 	    "                 COMMAND [ARGS]",
-	.about = "Browse and search the services offered through twinrouted.",
+	.about = "Browse and search the services offered through twinrouted; "
+	    "as a member,\norder them and follow your orders.",
 	.options_help =
-	    "  -H, --host HOST:PORT  the server (default: $" ADDR_ENV ", else "
-	    ADDR_DEFAULT ");\n"
-	    "                        an IPv6 address goes in brackets: [::1]:7420\n"
-	    "      --tls             speak TLS (the server is not verified without --ca)\n"
-	    "      --ca FILE         verify the server's certificate and name against\n"
-	    "                        this CA (implies --tls)\n",
-	.options_width = 24,
+	    "  -H, --host HOST:PORT        the server (default: $" ADDR_ENV
+	    ", else\n"
+	    "                              " ADDR_DEFAULT "); an IPv6 address "
+	    "goes in\n"
+	    "                              brackets: [::1]:7420\n"
+	    "      --tls                   speak TLS (the server is not "
+	    "verified\n"
+	    "                              without --ca)\n"
+	    "      --ca FILE               verify the server's certificate and "
+	    "name\n"
+	    "                              against this CA (implies --tls)\n"
+	    "      --member N              your member number, for the order "
+	    "commands\n"
+	    "                              (default: $" MEMBER_ENV ")\n"
+	    "      --password-file FILE    read your password from the first "
+	    "line of\n"
+	    "                              FILE\n",
+	.options_width = 30,
 	.print_commands = print_commands,
+	.more =
+	    "The order commands log in first, on every run: nothing is stored "
+	    "between\nruns. The password comes from --password-file, else "
+	    "from the terminal\n(not echoed), else from the first line of "
+	    "standard input; never from the\ncommand line. Each order carries "
+	    "an idempotency key (--key, else 128 random\nbits): running "
+	    "order again with the same key and the same arguments\nwithin "
+	    "24 hours returns the first order instead of placing another.\n",
 	.exits = {
-		[CLI_EXIT_REFUSED] = "the server refused the request, or found "
-		    "nothing by that id",
+		[CLI_EXIT_REFUSED] = "the server refused the request or the "
+		    "login, found nothing\n"
+		    "     by that id, or declined the order",
 		[CLI_EXIT_USAGE] = "usage error: bad or missing arguments",
 		[CLI_EXIT_UNREACHABLE] = "the server cannot be reached, or the "
 		    "protocol failed",
@@ -179,7 +250,11 @@ report_error(struct ctx *ctx, const Twinroute__Error *e)
 	const char *msg = e->message && *e->message ? e->message :
 	    "request refused";
 
-	if (!ctx->hello_done && e->code == TWINROUTE__ERROR_CODE__ERR_VERSION)
+	if (e->code == TWINROUTE__ERROR_CODE__ERR_AUTH)
+		fprintf(stderr, PROG ": login failed: unknown member or wrong "
+		    "password\n");
+	else if (!ctx->hello_done &&
+	    e->code == TWINROUTE__ERROR_CODE__ERR_VERSION)
 		fprintf(stderr, PROG ": %s: the server does not speak protocol "
 		    "version %d, the one " PROG " " TR_VERSION " speaks: %s "
 		    "(%s)\n", ctx->addr, CLIENT_PROTO_VERSION, msg,
@@ -196,6 +271,12 @@ enum xchg {
 	XCHG_SERVICES,
 	XCHG_SERVICE,
 	XCHG_SEARCH,
+	XCHG_LOGIN,
+	XCHG_PLACE_ORDER,
+	XCHG_GET_ORDER,
+	XCHG_LIST_ORDERS,
+	XCHG_CANCEL_ORDER,
+	XCHG_WATCH,
 };
 
 /* Each request's body, the reply body that answers it and what that is. */
@@ -214,6 +295,18 @@ static const struct {
 	    TWINROUTE__CLIENT__RESPONSE__BODY_SERVICE, "service reply" },
 	[XCHG_SEARCH] = { TWINROUTE__CLIENT__REQUEST__BODY_SEARCH,
 	    TWINROUTE__CLIENT__RESPONSE__BODY_SEARCH, "search result" },
+	[XCHG_LOGIN] = { TWINROUTE__CLIENT__REQUEST__BODY_LOGIN,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_LOGIN, "login reply" },
+	[XCHG_PLACE_ORDER] = { TWINROUTE__CLIENT__REQUEST__BODY_PLACE_ORDER,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_ORDER, "order" },
+	[XCHG_GET_ORDER] = { TWINROUTE__CLIENT__REQUEST__BODY_GET_ORDER,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_ORDER, "order" },
+	[XCHG_LIST_ORDERS] = { TWINROUTE__CLIENT__REQUEST__BODY_LIST_ORDERS,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_ORDERS, "order list" },
+	[XCHG_CANCEL_ORDER] = { TWINROUTE__CLIENT__REQUEST__BODY_CANCEL_ORDER,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_ORDER, "order" },
+	[XCHG_WATCH] = { TWINROUTE__CLIENT__REQUEST__BODY_WATCH,
+	    TWINROUTE__CLIENT__RESPONSE__BODY_WATCH, "watch reply" },
 };
 
 /* The reply's body, whichever it is; NULL for none. */
@@ -233,6 +326,16 @@ reply_body(const Twinroute__Client__Response *resp)
 		return resp->service;
 	case TWINROUTE__CLIENT__RESPONSE__BODY_SEARCH:
 		return resp->search;
+	case TWINROUTE__CLIENT__RESPONSE__BODY_LOGIN:
+		return resp->login;
+	case TWINROUTE__CLIENT__RESPONSE__BODY_ORDER:
+		return resp->order;
+	case TWINROUTE__CLIENT__RESPONSE__BODY_ORDERS:
+		return resp->orders;
+	case TWINROUTE__CLIENT__RESPONSE__BODY_WATCH:
+		return resp->watch;
+	case TWINROUTE__CLIENT__RESPONSE__BODY_EVENT:
+		return resp->event;
 	case TWINROUTE__CLIENT__RESPONSE__BODY__NOT_SET:
 	case _TWINROUTE__CLIENT__RESPONSE__BODY__CASE_IS_INT_SIZE:
 		return NULL;
@@ -651,6 +754,548 @@ cmd_show(struct ctx *ctx, const struct args_cmd *cmd, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* ---- members and orders ---------------------------------------------- */
+
+/* The first line of the password file into ctx->password. */
+static int
+read_password_file(struct ctx *ctx)
+{
+	const char *path = ctx->password_file;
+	size_t len = 0;
+	char *nl;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return args_usage_error(&tool, false, "--password-file %s: %s",
+		    path, strerror(errno));
+	while (len < sizeof(ctx->password) - 1) {
+		ssize_t n = read(fd, ctx->password + len,
+		    sizeof(ctx->password) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			return cli_fail("cannot read %s: %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (memchr(ctx->password, '\n', len))
+			break;
+	}
+	close(fd);
+	ctx->password[len] = '\0';
+	nl = strchr(ctx->password, '\n');
+	if (nl)
+		*nl = '\0';
+	else if (len == sizeof(ctx->password) - 1)
+		return args_usage_error(&tool, false, "--password-file %s: the "
+		    "password is longer than %d bytes", path, PASSWORD_MAX);
+	len = strlen(ctx->password);
+	if (len > 0 && ctx->password[len - 1] == '\r')
+		ctx->password[--len] = '\0';
+	if (len == 0)
+		return args_usage_error(&tool, false, "--password-file %s: no "
+		    "password on its first line", path);
+	if (len > PASSWORD_MAX)
+		return args_usage_error(&tool, false, "--password-file %s: the "
+		    "password is longer than %d bytes", path, PASSWORD_MAX);
+	return CLI_GO_ON;
+}
+
+/* The member's password: from the file, the terminal, or stdin. */
+static int
+read_password(struct ctx *ctx)
+{
+	char prompt[128];
+	int r;
+
+	if (ctx->password_file)
+		return read_password_file(ctx);
+	snprintf(prompt, sizeof(prompt), "password for member %s: ",
+	    ctx->member);
+	r = secret_read(prompt, false, ctx->password, PASSWORD_MAX + 1);
+	if (r == -ENODATA)
+		return args_usage_error(&tool, false, "no password given (type "
+		    "it, give it on standard input, or use --password-file)");
+	if (r == -E2BIG)
+		return args_usage_error(&tool, false, "the password is longer "
+		    "than %d bytes", PASSWORD_MAX);
+	if (r < 0)
+		return cli_fail("cannot read the password: %s", strerror(-r));
+	if (ctx->password[0] == '\0')
+		return args_usage_error(&tool, false, "empty password");
+	return CLI_GO_ON;
+}
+
+/*
+ * Who logs in, and the password: read before connecting, so that nobody
+ * typing is kept waiting on a connection. CLI_GO_ON or the exit code.
+ */
+static int
+credentials(struct ctx *ctx)
+{
+	if (!ctx->member)
+		ctx->member = getenv(MEMBER_ENV);
+	if (!ctx->member || !*ctx->member)
+		return args_usage_error(&tool, false, "no member number: give "
+		    "--member N or set $" MEMBER_ENV);
+	return read_password(ctx);
+}
+
+/* Connect, say hello and log in. CLI_EXIT_OK or the exit code. */
+static int
+login(struct ctx *ctx)
+{
+	_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+	Twinroute__Client__Request req = TWINROUTE__CLIENT__REQUEST__INIT;
+	Twinroute__Client__Login li = TWINROUTE__CLIENT__LOGIN__INIT;
+	int r;
+
+	li.member = unconst(ctx->member);
+	li.password = ctx->password;
+	req.login = &li;
+	r = call(ctx, &req, XCHG_LOGIN, &resp);
+	OPENSSL_cleanse(ctx->password, sizeof(ctx->password));
+	return r;
+}
+
+/* credentials() and login(): what every order command does first. */
+static int
+member_session(struct ctx *ctx)
+{
+	int r = credentials(ctx);
+
+	if (r >= 0)
+		return r;
+	return login(ctx);
+}
+
+/* An order number: a positive integer. CLI_GO_ON or CLI_EXIT_USAGE. */
+static int
+parse_order_id(const struct args_cmd *cmd, const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (v == 0 || errno != 0 || *end != '\0')
+		return args_cmd_error(cmd, "'%s' is not an order number", s);
+	*ret = v;
+	return CLI_GO_ON;
+}
+
+/* "order 42 AUTHORIZED: ..." or the order as JSON. */
+static int
+print_order(const struct ctx *ctx, const Twinroute__Order *o, bool history)
+{
+	static const char *const hdr[] = { "TIME", "STATE", "CAUSE" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	char line[1024];
+
+	if (ctx->json)
+		return cli_print_json(out_json_order(o));
+	printf("%s\n", out_order_line(o, line, sizeof(line)));
+	if (!history || o->n_history == 0)
+		return CLI_EXIT_OK;
+	if (o->note && *o->note)
+		printf("note: %s\n", o->note);
+	printf("\n");
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_max(t, 2, 0);
+	for (size_t i = 0; i < o->n_history; i++) {
+		const Twinroute__OrderTransition *h = o->history[i];
+		char when[OUT_BUF_SIZE];
+		const char *row[] = { out_time_ms(h->unix_ms, when,
+		    sizeof(when)), out_order_state(h->state), h->cause };
+
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+/* KEY_BYTES random bytes in hex. 0 or -EIO. */
+static int
+random_key(char *buf, size_t size)
+{
+	uint8_t raw[KEY_BYTES];
+
+	if (size < 2 * KEY_BYTES + 1 || RAND_bytes(raw, sizeof(raw)) != 1)
+		return -EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(buf + 2 * i, size - 2 * i, "%02x", raw[i]);
+	return 0;
+}
+
+static int
+cmd_order(struct ctx *ctx, const struct args_cmd *cmd, int argc, char **argv)
+{
+	static const char *const posnames[] = { "SERVICE_ID" };
+	_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+	struct args_opt opts[] = { { "qty", NULL }, { "note", NULL },
+	    { "key", NULL } };
+	Twinroute__Client__Request req = TWINROUTE__CLIENT__REQUEST__INIT;
+	Twinroute__Client__PlaceOrder po = TWINROUTE__CLIENT__PLACE_ORDER__INIT;
+	char key[2 * KEY_BYTES + 1];
+	const Twinroute__Order *o;
+	uint32_t qty = 1;
+	char *pos[1];
+	int r;
+
+	r = args_parse(cmd, &(const struct args_spec){ .opts = opts,
+	    .nopts = ELEMENTSOF(opts), .pos = pos, .npos_min = 1,
+	    .npos_max = 1, .posnames = posnames, .json = &ctx->json },
+	    argc, argv, NULL);
+	if (r >= 0)
+		return r;
+	r = opt_count(cmd, &opts[0], &qty);
+	if (r >= 0)
+		return r;
+	if (opts[2].value) {
+		if (!*opts[2].value)
+			return args_cmd_error(cmd, "--key must not be empty");
+		po.idempotency_key = opts[2].value;
+	} else {
+		if (random_key(key, sizeof(key)) < 0)
+			return cli_fail("cannot draw a random idempotency key");
+		po.idempotency_key = key;
+	}
+	po.service_id = pos[0];
+	po.quantity = qty;
+	if (opts[1].value)
+		po.note = opts[1].value;
+
+	r = member_session(ctx);
+	if (r != CLI_EXIT_OK)
+		return r;
+	req.place_order = &po;
+	r = call(ctx, &req, XCHG_PLACE_ORDER, &resp);
+	if (r == CLI_EXIT_UNREACHABLE)
+		fprintf(stderr, PROG ": the order may have been placed: run the "
+		    "same order with --key %s to find out without ordering "
+		    "twice\n", po.idempotency_key);
+	if (r != CLI_EXIT_OK)
+		return r;
+	o = resp->order;
+	if (ctx->json) {
+		json_object *j = out_json_order(o);
+
+		/* The key to retry with, whether or not the server echoes it. */
+		if (j)
+			json_object_object_add(j, "idempotency_key",
+			    out_json_string(po.idempotency_key));
+		r = cli_print_json(j);
+	} else {
+		r = print_order(ctx, o, false);
+	}
+	if (r == CLI_EXIT_OK &&
+	    o->state == TWINROUTE__ORDER_STATE__ORDER_DECLINED)
+		return CLI_EXIT_REFUSED;
+	return r;
+}
+
+static int
+cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv)
+{
+	static const char *const hdr[] = { "ID", "SERVICE", "NAME", "QTY",
+	    "AMOUNT", "STATE", "CREATED" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	_cleanup_(json_object_putp) json_object *a = NULL;
+	_cleanup_free_ uint8_t *token = NULL;
+	struct args_opt opts[] = { { "limit", NULL } };
+	uint32_t limit = 0, got = 0;
+	size_t token_len = 0;
+	int r;
+
+	r = args_parse(cmd, &(const struct args_spec){ .opts = opts,
+	    .nopts = ELEMENTSOF(opts), .json = &ctx->json }, argc, argv, NULL);
+	if (r >= 0)
+		return r;
+	r = opt_count(cmd, &opts[0], &limit);
+	if (r >= 0)
+		return r;
+	r = member_session(ctx);
+	if (r != CLI_EXIT_OK)
+		return r;
+
+	if (ctx->json) {
+		a = json_object_new_array();
+		if (!a)
+			return cli_fail("out of memory");
+	} else {
+		t = out_table_new(ELEMENTSOF(hdr), hdr);
+		if (!t)
+			return cli_fail("out of memory");
+		out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 4, OUT_ALIGN_RIGHT);
+	}
+	for (unsigned pages = 0;; pages++) {
+		_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+		Twinroute__Client__Request req =
+		    TWINROUTE__CLIENT__REQUEST__INIT;
+		Twinroute__Client__ListOrders lo =
+		    TWINROUTE__CLIENT__LIST_ORDERS__INIT;
+		const Twinroute__Client__OrderList *ol;
+		size_t n;
+
+		if (pages == CLIENT_PAGES_MAX)
+			return cli_fail("%s: more than %d pages: giving up",
+			    ctx->addr, CLIENT_PAGES_MAX);
+		if (limit > 0)
+			lo.page_size = limit - got;
+		lo.page_token.data = token;
+		lo.page_token.len = token_len;
+		req.list_orders = &lo;
+		r = call(ctx, &req, XCHG_LIST_ORDERS, &resp);
+		if (r != CLI_EXIT_OK)
+			return r;
+		ol = resp->orders;
+
+		n = ol->n_orders;
+		if (limit > 0 && n > limit - got)
+			n = limit - got;
+		for (size_t i = 0; i < n; i++) {
+			const Twinroute__Order *o = ol->orders[i];
+
+			if (a) {
+				json_object *j = out_json_order(o);
+
+				if (!j || json_object_array_add(a, j) < 0) {
+					json_object_put(j);
+					return cli_fail("out of memory");
+				}
+			} else {
+				char id[24], qty[16], amount[OUT_BUF_SIZE];
+				char created[OUT_BUF_SIZE];
+				const char *row[] = { id, o->service_id,
+				    o->service_name, qty, out_price(o->amount,
+				    amount, sizeof(amount)),
+				    out_order_state(o->state),
+				    out_time_ms(o->created_unix_ms, created,
+				    sizeof(created)) };
+
+				snprintf(id, sizeof(id), "%" PRIu64, o->id);
+				snprintf(qty, sizeof(qty), "%" PRIu32,
+				    o->quantity);
+				if (out_table_add(t, row) < 0)
+					return cli_fail("out of memory");
+			}
+		}
+		got += (uint32_t)n;
+
+		if (ol->next_page_token.len == 0 || (limit > 0 && got >= limit))
+			break;
+		if (ol->n_orders == 0)
+			return cli_fail("%s: an empty page that is not the "
+			    "last", ctx->addr);
+		free(token);
+		token = malloc(ol->next_page_token.len);
+		if (!token)
+			return cli_fail("out of memory");
+		memcpy(token, ol->next_page_token.data,
+		    ol->next_page_token.len);
+		token_len = ol->next_page_token.len;
+	}
+	if (a)
+		return cli_print_json(TAKE_PTR(a));
+	if (got == 0) {
+		printf("no orders\n");
+		return CLI_EXIT_OK;
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+/* order-status and cancel: one order by its number. */
+static int
+cmd_one_order(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv, enum xchg x)
+{
+	static const char *const posnames[] = { "ID" };
+	_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+	Twinroute__Client__Request req = TWINROUTE__CLIENT__REQUEST__INIT;
+	Twinroute__Client__GetOrder go = TWINROUTE__CLIENT__GET_ORDER__INIT;
+	Twinroute__Client__CancelOrder co =
+	    TWINROUTE__CLIENT__CANCEL_ORDER__INIT;
+	uint64_t id = 0;
+	char *pos[1];
+	int r;
+
+	r = args_parse(cmd, &(const struct args_spec){ .pos = pos,
+	    .npos_min = 1, .npos_max = 1, .posnames = posnames,
+	    .json = &ctx->json }, argc, argv, NULL);
+	if (r >= 0)
+		return r;
+	r = parse_order_id(cmd, pos[0], &id);
+	if (r >= 0)
+		return r;
+	r = member_session(ctx);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (x == XCHG_GET_ORDER) {
+		go.id = id;
+		req.get_order = &go;
+	} else {
+		co.id = id;
+		req.cancel_order = &co;
+	}
+	r = call(ctx, &req, x, &resp);
+	if (r != CLI_EXIT_OK)
+		return r;
+	return print_order(ctx, resp->order, x == XCHG_GET_ORDER);
+}
+
+static int
+cmd_order_status(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv)
+{
+	return cmd_one_order(ctx, cmd, argc, argv, XCHG_GET_ORDER);
+}
+
+static int
+cmd_cancel(struct ctx *ctx, const struct args_cmd *cmd, int argc,
+    char **argv)
+{
+	return cmd_one_order(ctx, cmd, argc, argv, XCHG_CANCEL_ORDER);
+}
+
+/*
+ * SIGINT and SIGTERM end a watch with success. Every event line is
+ * flushed when printed, so nothing is lost by leaving at once.
+ */
+static void
+watch_on_signal(int sig)
+{
+	(void)sig;
+	_exit(CLI_EXIT_OK);
+}
+
+/*
+ * One pushed event: a line of text, or one line of JSON. A new order
+ * comes from no state: NEW in text, null in JSON.
+ */
+static int
+print_event(const struct ctx *ctx, const Twinroute__Client__OrderEvent *ev)
+{
+	const Twinroute__Order *o = ev->order;
+	char when[OUT_BUF_SIZE];
+
+	if (ctx->json) {
+		_cleanup_(json_object_putp) json_object *j = OUT_JSON_OBJECT(
+		    { "unix_ms", json_object_new_uint64(o->updated_unix_ms) },
+		    { "id", json_object_new_uint64(o->id) });
+		json_object *from = NULL;
+		const char *s;
+
+		if (!j)
+			return cli_fail("out of memory");
+		if (ev->from != TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED &&
+		    !(from = out_json_string(out_order_state(ev->from))))
+			return cli_fail("out of memory");
+		if (json_object_object_add(j, "from", from) < 0 ||
+		    json_object_object_add(j, "to",
+		    out_json_string(out_order_state(o->state))) < 0 ||
+		    json_object_object_add(j, "cause",
+		    out_json_string(ev->cause)) < 0 ||
+		    json_object_object_add(j, "order", out_json_order(o)) < 0)
+			return cli_fail("out of memory");
+		s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE);
+		if (!s)
+			return cli_fail("out of memory");
+		printf("%s\n", s);
+	} else {
+		printf("%s order %" PRIu64 " %s -> %s%s%s\n",
+		    out_time_ms(o->updated_unix_ms, when, sizeof(when)), o->id,
+		    ev->from == TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED ?
+		    "NEW" : out_order_state(ev->from), out_order_state(o->state),
+		    ev->cause && *ev->cause ? " " : "",
+		    ev->cause ? ev->cause : "");
+	}
+	if (fflush(stdout) != 0)
+		return cli_exit(CLI_EXIT_OK);
+	return CLI_GO_ON;
+}
+
+static int
+cmd_watch(struct ctx *ctx, const struct args_cmd *cmd, int argc, char **argv)
+{
+	_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+	Twinroute__Client__Request req = TWINROUTE__CLIENT__REQUEST__INIT;
+	Twinroute__Client__Watch w = TWINROUTE__CLIENT__WATCH__INIT;
+	struct sigaction sa = { .sa_handler = watch_on_signal };
+	int r;
+
+	r = args_parse(cmd, &(const struct args_spec){ .json = &ctx->json },
+	    argc, argv, NULL);
+	if (r >= 0)
+		return r;
+	r = member_session(ctx);
+	if (r != CLI_EXIT_OK)
+		return r;
+	/* After the password is read: the terminal echoes again by now. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	req.watch = &w;
+	r = call(ctx, &req, XCHG_WATCH, &resp);
+	if (r != CLI_EXIT_OK)
+		return r;
+	resp = resp_free_and_null(resp);
+	if (!ctx->json)
+		fprintf(stderr, PROG ": watching the orders of member %s; "
+		    "interrupt to stop\n", ctx->member);
+
+	for (;;) {
+		_cleanup_free_ uint8_t *buf = NULL;
+		uint32_t len;
+
+		r = tr_conn_recv(ctx->conn, ctx->peer.recv_max, &buf, &len);
+		if (r == -ETIMEDOUT)
+			continue; /* a quiet spell: keep waiting */
+		if (r == -ECONNRESET)
+			return cli_fail("%s: %s", ctx->addr, CLIENT_CLOSED);
+		if (r == -EPROTO && ctx->opts.tls) {
+			char why[256];
+
+			cli_tls_reason(why, sizeof(why));
+			return cli_fail("%s: %s", ctx->addr, why);
+		}
+		if (r < 0)
+			return cli_fail("%s: cannot read: %s", ctx->addr,
+			    tr_strerror(r));
+		resp = twinroute__client__response__unpack(NULL, len, buf);
+		if (!resp)
+			return cli_fail("%s: a message does not decode",
+			    ctx->addr);
+		if (resp->body_case == TWINROUTE__CLIENT__RESPONSE__BODY_ERROR &&
+		    resp->error)
+			return report_error(ctx, resp->error);
+		if (resp->body_case != TWINROUTE__CLIENT__RESPONSE__BODY_EVENT ||
+		    resp->id != 0)
+			return cli_fail("%s: unexpected message (body %d, id "
+			    "%" PRIu64 ") while watching", ctx->addr,
+			    (int)resp->body_case, resp->id);
+		if (!resp->event || !resp->event->order)
+			return cli_fail("%s: an empty order event", ctx->addr);
+		r = print_event(ctx, resp->event);
+		if (r >= 0)
+			return r;
+		resp = resp_free_and_null(resp);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -672,5 +1317,6 @@ main(int argc, char **argv)
 
 	r = cmd->fn(&ctx, &cmd->a, argc - optind - 1, argv + optind + 1);
 	ctx.conn = tr_conn_close(ctx.conn);
+	OPENSSL_cleanse(ctx.password, sizeof(ctx.password));
 	return cli_exit(r);
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/macro.h"
@@ -603,4 +604,155 @@ out_time(time_t t, char *buf, size_t len)
 	    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
 		snprintf(buf, len, "%lld", (long long)t);
 	return buf;
+}
+
+/* ---- orders ---------------------------------------------------------- */
+
+#define ORDER_STATE_PREFIX "ORDER_"
+
+/* A state's name past its prefix: ORDER_STATE_UNSPECIFIED is "UNSPECIFIED". */
+static const char *
+state_short(const char *name)
+{
+	if (strncmp(name, "ORDER_STATE_", 12) == 0)
+		return name + 12;
+	if (strncmp(name, ORDER_STATE_PREFIX, strlen(ORDER_STATE_PREFIX)) == 0)
+		return name + strlen(ORDER_STATE_PREFIX);
+	return name;
+}
+
+const char *
+out_order_state(Twinroute__OrderState s)
+{
+	const ProtobufCEnumValue *v;
+
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__order_state__descriptor, (int)s);
+	return v ? state_short(v->name) : "?";
+}
+
+int
+out_order_state_parse(const char *name, Twinroute__OrderState *ret)
+{
+	const ProtobufCEnumDescriptor *d = &twinroute__order_state__descriptor;
+
+	if (strncasecmp(name, ORDER_STATE_PREFIX,
+	    strlen(ORDER_STATE_PREFIX)) == 0)
+		name += strlen(ORDER_STATE_PREFIX);
+	for (unsigned i = 0; i < d->n_values; i++) {
+		if (d->values[i].value ==
+		    TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED)
+			continue;
+		if (strcasecmp(name, state_short(d->values[i].name)) == 0) {
+			*ret = (Twinroute__OrderState)d->values[i].value;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+char *
+out_order_state_names(char *buf, size_t size)
+{
+	const ProtobufCEnumDescriptor *d = &twinroute__order_state__descriptor;
+	size_t used = 0;
+
+	if (size == 0)
+		return buf;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < d->n_values; i++) {
+		int n;
+
+		if (d->values[i].value ==
+		    TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED)
+			continue;
+		n = snprintf(buf + used, size - used, "%s%s",
+		    used ? ", " : "", state_short(d->values[i].name));
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+	return buf;
+}
+
+char *
+out_order_line(const Twinroute__Order *o, char *buf, size_t size)
+{
+	char amount[OUT_BUF_SIZE];
+	int n;
+
+	n = snprintf(buf, size, "order %" PRIu64 " %s: ", o->id,
+	    out_order_state(o->state));
+	if (n < 0 || (size_t)n >= size)
+		return buf;
+	if (o->state == TWINROUTE__ORDER_STATE__ORDER_DECLINED) {
+		snprintf(buf + n, size - (size_t)n, "%s",
+		    o->decline_reason && *o->decline_reason ?
+		    o->decline_reason : "declined");
+		return buf;
+	}
+	out_price(o->amount, amount, sizeof(amount));
+	if (o->card_brand && *o->card_brand)
+		snprintf(buf + n, size - (size_t)n, "%" PRIu32 " x %s, %s, "
+		    "%s ending %s", o->quantity, o->service_name, amount,
+		    o->card_brand, o->card_last4);
+	else
+		snprintf(buf + n, size - (size_t)n, "%" PRIu32 " x %s, %s",
+		    o->quantity, o->service_name, amount);
+	return buf;
+}
+
+static json_object *
+json_history(Twinroute__OrderTransition *const *v, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		json_object *t = OUT_JSON_OBJECT(
+		    { "state", out_json_string(out_order_state(v[i]->state)) },
+		    { "unix_ms", json_object_new_uint64(v[i]->unix_ms) },
+		    { "cause", out_json_string(v[i]->cause) });
+
+		if (!t || json_object_array_add(a, t) < 0) {
+			json_object_put(t);
+			json_object_put(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+json_object *
+out_json_order(const Twinroute__Order *o)
+{
+	const char *currency = o->amount ? o->amount->currency :
+	    o->unit_price ? o->unit_price->currency : "";
+
+	return OUT_JSON_OBJECT(
+	    { "id", json_object_new_uint64(o->id) },
+	    { "member", out_json_string(o->member) },
+	    { "service_id", out_json_string(o->service_id) },
+	    { "provider_id", out_json_string(o->provider_id) },
+	    { "service_name", out_json_string(o->service_name) },
+	    { "quantity", json_object_new_int64(o->quantity) },
+	    { "unit_price", json_object_new_int64(o->unit_price ?
+		o->unit_price->minor : 0) },
+	    { "amount", json_object_new_int64(o->amount ? o->amount->minor :
+		0) },
+	    { "currency", out_json_string(currency) },
+	    { "note", out_json_string(o->note) },
+	    { "state", out_json_string(out_order_state(o->state)) },
+	    { "card_brand", out_json_string(o->card_brand) },
+	    { "card_last4", out_json_string(o->card_last4) },
+	    { "decline_reason", out_json_string(o->decline_reason) },
+	    { "idempotency_key", out_json_string(o->idempotency_key) },
+	    { "created_unix_ms", json_object_new_uint64(o->created_unix_ms) },
+	    { "updated_unix_ms", json_object_new_uint64(o->updated_unix_ms) },
+	    { "history", json_history(o->history, o->n_history) });
+}
+
+const char *
+out_time_ms(uint64_t unix_ms, char *buf, size_t len)
+{
+	return out_time((time_t)(unix_ms / 1000), buf, len);
 }

@@ -80,6 +80,31 @@ json_object *out_json_services(Twinroute__Service *const *v, size_t n);
 int out_json_add_services(json_object *a, Twinroute__Service *const *v,
     size_t n);
 
+/*
+ * Orders. A state's name without its prefix: "AUTHORIZED"; "?" for a
+ * number this build does not know.
+ */
+const char *out_order_state(Twinroute__OrderState s);
+/* A state by name, any case, "ORDER_" optional. 0 or -EINVAL. */
+int out_order_state_parse(const char *name, Twinroute__OrderState *ret);
+/* Every state's name, separated by ", ", for messages. Returns buf. */
+char *out_order_state_names(char *buf, size_t size);
+/*
+ * An order in a line: "order 42 AUTHORIZED: 2 x Fuji day tour, 29000 JPY,
+ * visa ending 1111", "order 43 DECLINED: LIMIT". Returns buf.
+ */
+char *out_order_line(const Twinroute__Order *o, char *buf, size_t size);
+/*
+ * An order as JSON: id, member, service_id, provider_id, service_name,
+ * quantity, unit_price and amount (integer minor units), currency, note,
+ * state (its name), card_brand, card_last4, decline_reason,
+ * idempotency_key, created_unix_ms, updated_unix_ms and history (an
+ * array of { state, unix_ms, cause }).
+ */
+json_object *out_json_order(const Twinroute__Order *o);
+/* out_time() of a time in milliseconds since the epoch. */
+const char *out_time_ms(uint64_t unix_ms, char *buf, size_t len);
+
 /* A key and a new value for out_json_object(). */
 struct out_json_kv {
 	const char *key;

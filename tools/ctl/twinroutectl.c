@@ -580,6 +580,9 @@ enum opt {
 	OPT_THRESHOLD,
 	OPT_KEY_FILE,
 	OPT_AMOUNT,
+	OPT_STATE,
+	OPT_MEMBER,
+	OPT_LIMIT,
 	OPT__COUNT,
 };
 
@@ -598,6 +601,9 @@ static const char *const opt_names[OPT__COUNT] = {
 	[OPT_THRESHOLD] = "threshold",
 	[OPT_KEY_FILE] = "key-file",
 	[OPT_AMOUNT] = "amount",
+	[OPT_STATE] = "state",
+	[OPT_MEMBER] = "member",
+	[OPT_LIMIT] = "limit",
 };
 
 #define CMD_OPTS_MAX 8
@@ -1452,12 +1458,12 @@ print_card_removed(const struct ctx *ctx, const struct run *run)
 static int
 build_card_check(struct run *run)
 {
-	const char *why;
-	int64_t amount;
+	const char *why = "must be positive";
+	int64_t amount = 0;
 
 	if (parse_price(run->val[OPT_AMOUNT], &amount, &why) < 0 || amount <= 0)
 		return args_cmd_error(&run->a, "--amount %s: %s",
-		    run->val[OPT_AMOUNT], amount <= 0 ? "must be positive" : why);
+		    run->val[OPT_AMOUNT], why);
 	twinroute__ctl__card_check__init(&run->card_check);
 	run->card_check.amount = amount;
 	run->card_check.currency = run->val[OPT_CURRENCY];
@@ -1679,6 +1685,196 @@ print_vault_rotated(const struct ctx *ctx, const struct run *run)
 	return CLI_EXIT_OK;
 }
 
+static int
+print_member_unlocked(const struct ctx *ctx, const struct run *run)
+{
+	return print_member_changed(ctx, run, "unlocked");
+}
+
+/* ---- orders ----------------------------------------------------------- */
+
+/* A positive whole number, at most max. 0 or -EINVAL. */
+static int
+parse_id(const char *s, uint64_t max, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* show and cancel: the ID must be an order number. */
+static int
+build_order_id(struct run *run)
+{
+	uint64_t id;
+
+	if (parse_id(run->pos[0], UINT64_MAX, &id) < 0)
+		return args_cmd_error(&run->a, "'%s' is not an order number",
+		    run->pos[0]);
+	return CLI_GO_ON;
+}
+
+static int
+build_order_list(struct run *run)
+{
+	Twinroute__Ctl__Filter *f = &run->filter;
+	uint64_t limit;
+
+	if (run->val[OPT_STATE] &&
+	    out_order_state_parse(run->val[OPT_STATE], &f->state) < 0) {
+		char names[512];
+
+		return args_cmd_error(&run->a, "--state %s: not a state; one "
+		    "of %s", run->val[OPT_STATE],
+		    out_order_state_names(names, sizeof(names)));
+	}
+	if (run->val[OPT_LIMIT]) {
+		if (parse_id(run->val[OPT_LIMIT], UINT32_MAX, &limit) < 0)
+			return args_cmd_error(&run->a, "--limit wants a "
+			    "positive integer, not '%s'", run->val[OPT_LIMIT]);
+		f->limit = (uint32_t)limit;
+	}
+	if (run->val[OPT_MEMBER])
+		f->member = run->val[OPT_MEMBER];
+	if (run->val[OPT_PROVIDER])
+		f->provider_id = run->val[OPT_PROVIDER];
+	run->req.filter = f;
+	return CLI_GO_ON;
+}
+
+/* The orders of the reply as a JSON array. */
+static int
+print_orders_json(Twinroute__Order *const *v, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		json_object *o = out_json_order(v[i]);
+
+		if (!o || json_object_array_add(a, o) < 0) {
+			json_object_put(o);
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	return a ? cli_print_json(a) : cli_fail("out of memory");
+}
+
+static int
+print_order_list(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "ID", "MEMBER", "SERVICE", "QTY",
+	    "AMOUNT", "STATE", "CREATED" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json)
+		return print_orders_json(resp->orders, resp->n_orders);
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+	out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
+	out_table_set_align(t, 4, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < resp->n_orders; i++) {
+		const Twinroute__Order *o = resp->orders[i];
+		char id[24], qty[16], amount[OUT_BUF_SIZE], created[OUT_BUF_SIZE];
+		const char *row[] = { id, o->member, o->service_id, qty,
+		    out_price(o->amount, amount, sizeof(amount)),
+		    out_order_state(o->state),
+		    out_time_ms(o->created_unix_ms, created, sizeof(created)) };
+
+		snprintf(id, sizeof(id), "%" PRIu64, o->id);
+		snprintf(qty, sizeof(qty), "%" PRIu32, o->quantity);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+static const Twinroute__Order *
+reply_order(const struct ctx *ctx, const struct run *run)
+{
+	if (run->resp->n_orders > 0 && run->resp->orders[0])
+		return run->resp->orders[0];
+	cli_fail("%s: the reply carries no order", ctx->socket);
+	return NULL;
+}
+
+static int
+print_order_show(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "TIME", "STATE", "CAUSE" };
+	const Twinroute__Order *o = reply_order(ctx, run);
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	char buf[OUT_BUF_SIZE];
+	const int kw = 15;
+
+	if (!o)
+		return CLI_EXIT_UNREACHABLE;
+	if (ctx->json)
+		return cli_print_json(out_json_order(o));
+	out_kv(stdout, kw, "id", "%" PRIu64, o->id);
+	out_kv(stdout, kw, "member", "%s", o->member);
+	out_kv(stdout, kw, "service", "%s (%s)", o->service_name,
+	    o->service_id);
+	out_kv(stdout, kw, "provider", "%s", o->provider_id);
+	out_kv(stdout, kw, "quantity", "%" PRIu32, o->quantity);
+	out_kv(stdout, kw, "unit price", "%s",
+	    out_price(o->unit_price, buf, sizeof(buf)));
+	out_kv(stdout, kw, "amount", "%s",
+	    out_price(o->amount, buf, sizeof(buf)));
+	if (o->note && *o->note)
+		out_kv(stdout, kw, "note", "%s", o->note);
+	out_kv(stdout, kw, "state", "%s", out_order_state(o->state));
+	if (o->card_brand && *o->card_brand)
+		out_kv(stdout, kw, "card", "%s ending %s", o->card_brand,
+		    o->card_last4);
+	if (o->decline_reason && *o->decline_reason)
+		out_kv(stdout, kw, "decline reason", "%s", o->decline_reason);
+	out_kv(stdout, kw, "created", "%s",
+	    out_time_ms(o->created_unix_ms, buf, sizeof(buf)));
+	out_kv(stdout, kw, "updated", "%s",
+	    out_time_ms(o->updated_unix_ms, buf, sizeof(buf)));
+	if (o->n_history == 0)
+		return CLI_EXIT_OK;
+	printf("\n");
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_max(t, 2, 0);
+	for (size_t i = 0; i < o->n_history; i++) {
+		const Twinroute__OrderTransition *h = o->history[i];
+		const char *row[] = { out_time_ms(h->unix_ms, buf, sizeof(buf)),
+		    out_order_state(h->state), h->cause };
+
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_order_cancelled(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Order *o;
+
+	if (!ctx->json)
+		return print_done("order", run->pos[0], "cancelled");
+	o = reply_order(ctx, run);
+	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -1730,6 +1926,14 @@ static const struct command commands[CTL__COUNT] = {
 	[CTL_VAULT_SEAL] = { .print = print_vault_sealed },
 	[CTL_VAULT_STATUS] = { .print = print_vault_status },
 	[CTL_VAULT_ROTATE] = { .print = print_vault_rotated },
+	[CTL_MEMBER_UNLOCK] = { .pos = "NUMBER", .target = true,
+	    .print = print_member_unlocked },
+	[CTL_ORDER_LIST] = { .opts = { OPT_STATE, OPT_MEMBER, OPT_PROVIDER,
+	    OPT_LIMIT }, .build = build_order_list, .print = print_order_list },
+	[CTL_ORDER_SHOW] = { .pos = "ID", .target = true,
+	    .build = build_order_id, .print = print_order_show },
+	[CTL_ORDER_CANCEL] = { .pos = "ID", .target = true,
+	    .build = build_order_id, .print = print_order_cancelled },
 };
 
 /* Parse, build, send, report: one command from its arguments to its exit. */

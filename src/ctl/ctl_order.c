@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: ISC */
+/* ctl_order.c -- control handlers for orders: list, show, cancel */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/session.h"
+#include "common/errcode.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "ctl/ctl.h"
+#include "ctl/ctl_server.h"
+#include "daemon.h"
+#include "order/order.h"
+#include "store/store.h"
+
+#define ORDER_LIST_DEFAULT 100
+#define ORDER_LIST_MAX 100000
+/* Room left in a reply frame for the fields around the orders. */
+#define ORDER_LIST_SLACK 4096
+
+#define E(x) TWINROUTE__ERROR_CODE__ERR_##x
+
+static void
+ctl_store_error(struct conn *c, uint64_t id, int r, const char *what)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, tr_strerror(r));
+	log_err("control: %s", msg);
+	ctl_send_error(c, id, r == -ENOSPC ? E(STORE_FULL) : E(STORE), msg);
+}
+
+/* "42", "0x2a" or the 16-digit hex form the logs print ("000000000000002a"). */
+static int
+ctl_order_id(const char *s, uint64_t *ret_id)
+{
+	char *end;
+	unsigned long long v;
+	int base = strlen(s) == 16 ? 16 : 0;
+
+	if (s[0] == '\0' || s[0] == '-' || s[0] == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno != 0 || *end != '\0' || v == 0)
+		return -EINVAL;
+	*ret_id = v;
+	return 0;
+}
+
+/* ---- list ----------------------------------------------------------- */
+
+/* The last `limit` matches of a scan in id order: a ring. */
+struct order_ring {
+	const Twinroute__Ctl__Filter *f;
+	Order **v;
+	size_t limit, n, head;     /* head: the oldest kept */
+};
+
+static bool
+order_matches(const Twinroute__Ctl__Filter *f, const Order *o)
+{
+	if (f == NULL)
+		return true;
+	if (f->state != TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED &&
+	    o->state != f->state)
+		return false;
+	if (f->member[0] != '\0' && strcmp(o->member, f->member) != 0)
+		return false;
+	return f->provider_id[0] == '\0' ||
+	    strcmp(o->provider_id, f->provider_id) == 0;
+}
+
+static int
+order_ring_add(const Order *o, void *arg)
+{
+	struct order_ring *ring = arg;
+	Order *copy;
+	size_t slot;
+
+	if (!order_matches(ring->f, o))
+		return 0;
+	if (order_dup(o, &copy) < 0)
+		return -ENOMEM;
+	if (ring->n < ring->limit) {
+		slot = (ring->head + ring->n++) % ring->limit;
+	} else {
+		slot = ring->head;
+		ring->head = (ring->head + 1) % ring->limit;
+		twinroute__order__free_unpacked(ring->v[slot], NULL);
+	}
+	ring->v[slot] = copy;
+	return 0;
+}
+
+/* A member's orders come from its index, newest first. */
+static int
+order_list_by_member(struct store_txn *txn, struct order_ring *ring)
+{
+	uint64_t *ids = calloc(ring->limit, sizeof(*ids)), before = 0;
+	size_t n = 0;
+	bool more = true;
+	Order *o;
+	int r = ids ? 0 : -ENOMEM;
+
+	while (r == 0 && more && ring->n < ring->limit) {
+		r = order_list_member(txn, ring->f->member, before, ids,
+		    ring->limit, &n, &more);
+		for (size_t i = 0; r == 0 && i < n && ring->n < ring->limit;
+		    i++) {
+			r = order_get(txn, ids[i], &o);
+			if (r == 0 && order_matches(ring->f, o))
+				ring->v[ring->n++] = o;
+			else if (r == 0)
+				twinroute__order__free_unpacked(o, NULL);
+		}
+		before = n ? ids[n - 1] : 0;
+		more = more && n > 0;
+	}
+	free(ids);
+	return r;
+}
+
+static void
+ctl_order_reply_list(struct conn *c, uint64_t id, struct order_ring *ring,
+    bool in_order)
+{
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	size_t room = ring->n ? ring->n : 1;
+	_cleanup_free_ Order *bare = calloc(room, sizeof(*bare));
+	_cleanup_free_ Order **p = calloc(room, sizeof(*p));
+	size_t k, n = 0, bytes = 0;
+
+	if (bare == NULL || p == NULL) {
+		ctl_send_error(c, id, E(INTERNAL), "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < ring->n; i++, n++) {
+		/* The scan kept the oldest first: turn it around. */
+		k = in_order ? i :
+		    (ring->head + ring->n - 1 - i) % ring->limit;
+		bare[i] = *ring->v[k];
+		bare[i].n_history = 0;
+		bare[i].history = NULL;
+		p[i] = &bare[i];
+		/* The newest that fit in one frame. */
+		bytes += twinroute__order__get_packed_size(&bare[i]) + 8;
+		if (bytes > CTL_FRAME_MAX - ORDER_LIST_SLACK)
+			break;
+	}
+	resp.id = id;
+	resp.n_orders = n;
+	resp.orders = p;
+	ctl_reply(c, &resp);
+}
+
+void
+ctl_order_list(struct conn *c, const CtlRequest *req)
+{
+	struct daemon *d = conn_ctx(c);
+	const Twinroute__Ctl__Filter *f = req->filter;
+	struct order_ring ring = { .f = f };
+	bool by_member = f && f->member[0] != '\0';
+	struct store_txn *txn;
+	int r;
+
+	ring.limit = f && f->limit ? MIN(f->limit, ORDER_LIST_MAX) :
+	    ORDER_LIST_DEFAULT;
+	ring.v = calloc(ring.limit, sizeof(*ring.v));
+	r = ring.v ? store_txn_begin(d->store, STORE_RDONLY, &txn) : -ENOMEM;
+	if (r == 0) {
+		r = by_member ? order_list_by_member(txn, &ring) :
+		    order_iter(txn, order_ring_add, &ring);
+		store_txn_abort(txn);
+	}
+	if (r < 0)
+		ctl_store_error(c, req->id, r, "order list");
+	else
+		ctl_order_reply_list(c, req->id, &ring, by_member);
+	for (size_t i = 0; i < ring.n; i++)
+		twinroute__order__free_unpacked(ring.v[(ring.head + i) %
+		    ring.limit], NULL);
+	free(ring.v);
+}
+
+/* ---- show and cancel ------------------------------------------------ */
+
+/* Read the order req->target names; on failure the reply is sent. */
+static Order *
+ctl_order_load(struct conn *c, const CtlRequest *req, struct store_txn *txn)
+{
+	Order *o = NULL;
+	uint64_t id;
+	char msg[96];
+	int r;
+
+	if (ctl_order_id(req->target, &id) < 0) {
+		ctl_send_error(c, req->id, E(BAD_REQUEST),
+		    "order id: a positive number is needed");
+		return NULL;
+	}
+	r = order_get(txn, id, &o);
+	if (r == -ENOENT) {
+		snprintf(msg, sizeof(msg), "no order %" PRIu64, id);
+		ctl_send_error(c, req->id, E(NOT_FOUND), msg);
+	} else if (r < 0) {
+		ctl_store_error(c, req->id, r, "order");
+	}
+	return r < 0 ? NULL : o;
+}
+
+void
+ctl_order_show(struct conn *c, const CtlRequest *req)
+{
+	struct daemon *d = conn_ctx(c);
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	struct store_txn *txn;
+	Order *o;
+	int r;
+
+	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
+	if (r < 0) {
+		ctl_store_error(c, req->id, r, "order");
+		return;
+	}
+	o = ctl_order_load(c, req, txn);
+	store_txn_abort(txn);
+	if (o == NULL)
+		return;
+	resp.id = req->id;
+	resp.n_orders = 1;
+	resp.orders = &o;
+	ctl_reply(c, &resp);
+	twinroute__order__free_unpacked(o, NULL);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+ctl_order_cancel(struct conn *c, const CtlRequest *req)
+{
+	struct daemon *d = conn_ctx(c);
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	struct store_txn *txn;
+	order_state from;
+	uint64_t seq;
+	char msg[96];
+	Order *o;
+	int r;
+
+	r = store_txn_begin(d->store, 0, &txn);
+	if (r < 0) {
+		ctl_store_error(c, req->id, r, "order cancel");
+		return;
+	}
+	o = ctl_order_load(c, req, txn);
+	if (o == NULL) {
+		store_txn_abort(txn);
+		return;
+	}
+	from = o->state;
+	r = order_enter_state(txn, o, TWINROUTE__ORDER_STATE__ORDER_CANCELLED,
+	    "admin: cancel", now_ms());
+	if (r < 0)
+		store_txn_abort(txn);
+	else
+		r = store_txn_commit(txn, &seq);
+	if (r == -ORDER_EFORBIDDEN) {
+		snprintf(msg, sizeof(msg), "order %" PRIu64 " is %s: it can no "
+		    "longer be cancelled", o->id, order_strstate(from));
+		ctl_audit(c, o->member, true, "order %" PRIu64 " cancel: %s",
+		    o->id, order_strstate(from));
+		ctl_send_error(c, req->id, E(WRONG_STATE), msg);
+	} else if (r < 0) {
+		ctl_audit(c, o->member, true, "order %" PRIu64 " cancel: %s",
+		    o->id, tr_strerror(r));
+		ctl_store_error(c, req->id, r, "order cancel");
+	} else {
+		ctl_audit(c, o->member, false, "order %" PRIu64 " cancelled "
+		    "(was %s)", o->id, order_strstate(from));
+		client_order_changed(d, seq, o, from, "admin: cancel");
+		resp.id = req->id;
+		resp.n_orders = 1;
+		resp.orders = &o;
+		ctl_reply_durable(c, seq, &resp);
+	}
+	twinroute__order__free_unpacked(o, NULL);
+}

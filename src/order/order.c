@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: ISC */
+/* order.c -- the order state machine: its one table, orders in the store */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "common/errcode.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "order/order.h"
+
+#define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
+#define BIT(x) (1u << (x))
+
+/* META key of the order id counter: 8 bytes big-endian, the next id. */
+static const char order_next_id_key[] = "next_order_id";
+
+/*
+ * The transition table (DESIGN.md "The order state machine"): for each
+ * state, the states it may move to. A state with none is terminal.
+ * Cancel is allowed until DISPATCHED.
+ */
+static const uint32_t order_next[] = {
+	[S(STATE_UNSPECIFIED)] = BIT(S(RECEIVED)),
+	[S(RECEIVED)] = BIT(S(AUTHORIZED)) | BIT(S(DECLINED)) |
+	    BIT(S(CANCELLED)),
+	[S(AUTHORIZED)] = BIT(S(AWAITING_CONFIRMATION)) | BIT(S(CANCELLED)) |
+	    BIT(S(CONFIRMATION_FAILED)) | BIT(S(EXPIRED)),
+	[S(AWAITING_CONFIRMATION)] = BIT(S(CONFIRMED)) | BIT(S(EXPIRED)) |
+	    BIT(S(CANCELLED)) | BIT(S(CONFIRMATION_FAILED)),
+	[S(CONFIRMED)] = BIT(S(DISPATCHED)) | BIT(S(CANCELLED)),
+	[S(DISPATCHED)] = BIT(S(ACCEPTED)) | BIT(S(REJECTED)),
+	[S(ACCEPTED)] = BIT(S(FULFILLED)) | BIT(S(REJECTED)),
+	[S(FULFILLED)] = BIT(S(CHARGED)),
+	[S(REJECTED)] = 0,
+	[S(DECLINED)] = 0,
+	[S(EXPIRED)] = 0,
+	[S(CANCELLED)] = 0,
+	[S(CONFIRMATION_FAILED)] = 0,
+	[S(CHARGED)] = 0,
+};
+
+const char *
+order_strstate(order_state s)
+{
+#define CASE(x) case TWINROUTE__ORDER_STATE__ORDER_##x: return #x
+	switch (s) {
+	CASE(STATE_UNSPECIFIED);
+	CASE(RECEIVED);
+	CASE(AUTHORIZED);
+	CASE(AWAITING_CONFIRMATION);
+	CASE(CONFIRMED);
+	CASE(DISPATCHED);
+	CASE(ACCEPTED);
+	CASE(FULFILLED);
+	CASE(REJECTED);
+	CASE(DECLINED);
+	CASE(EXPIRED);
+	CASE(CANCELLED);
+	CASE(CONFIRMATION_FAILED);
+	CASE(CHARGED);
+	case _TWINROUTE__ORDER_STATE_IS_INT_SIZE:
+		break;
+	}
+#undef CASE
+	return "UNKNOWN";
+}
+
+static bool
+order_state_valid(order_state s)
+{
+	return (unsigned)s < ELEMENTSOF(order_next);
+}
+
+bool
+order_transition_allowed(order_state from, order_state to)
+{
+	if (!order_state_valid(from) || !order_state_valid(to))
+		return false;
+	return (order_next[from] & BIT(to)) != 0;
+}
+
+bool
+order_state_terminal(order_state s)
+{
+	return order_state_valid(s) && order_next[s] == 0;
+}
+
+/* ---- keys ------------------------------------------------------------ */
+
+static void
+be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* member "\0" BE(UINT64_MAX - id): forward iteration is newest first. */
+#define MEMBER_KEY_MAX (ORDER_MEMBER_MAX + 1 + 8)
+
+static size_t
+order_member_key(const char *member, uint64_t id, uint8_t *key)
+{
+	size_t len = strnlen(member, ORDER_MEMBER_MAX);
+
+	memcpy(key, member, len);
+	key[len] = '\0';
+	be64_put(key + len + 1, UINT64_MAX - id);
+	return len + 1 + 8;
+}
+
+/* ---- orders in the store ---------------------------------------------- */
+
+int
+order_next_id(struct store_txn *txn, uint64_t *ret_id)
+{
+	const void *val;
+	size_t len;
+	uint64_t id = 1;
+	uint8_t buf[8];
+	int r;
+
+	r = store_get(txn, STORE_DB_META, order_next_id_key,
+	    sizeof(order_next_id_key) - 1, &val, &len);
+	if (r == 0 && len == 8)
+		id = be64_get(val);
+	else if (r == 0)
+		return -EIO;
+	else if (r != -ENOENT)
+		return r;
+	be64_put(buf, id + 1);
+	r = store_put(txn, STORE_DB_META, order_next_id_key,
+	    sizeof(order_next_id_key) - 1, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	*ret_id = id;
+	return 0;
+}
+
+int
+order_get(struct store_txn *txn, uint64_t id, Order **ret_order)
+{
+	const void *val;
+	uint8_t key[8];
+	size_t len;
+	Order *o;
+	int r;
+
+	be64_put(key, id);
+	r = store_get(txn, STORE_DB_ORDERS, key, sizeof(key), &val, &len);
+	if (r < 0)
+		return r;
+	o = twinroute__order__unpack(NULL, len, val);
+	if (o == NULL)
+		return -TR_EBADMSG;
+	*ret_order = o;
+	return 0;
+}
+
+int
+order_put(struct store_txn *txn, const Order *o)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint8_t key[8], mkey[MEMBER_KEY_MAX];
+	size_t len, mlen;
+	int r;
+
+	len = twinroute__order__get_packed_size(o);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	twinroute__order__pack(o, buf);
+	be64_put(key, o->id);
+	r = store_put(txn, STORE_DB_ORDERS, key, sizeof(key), buf, len);
+	if (r < 0)
+		return r;
+	mlen = order_member_key(o->member, o->id, mkey);
+	return store_put(txn, STORE_DB_ORDERS_BY_MEMBER, mkey, mlen, "", 0);
+}
+
+int
+order_dup(const Order *o, Order **ret_order)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	Order *copy;
+
+	len = twinroute__order__get_packed_size(o);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	twinroute__order__pack(o, buf);
+	copy = twinroute__order__unpack(NULL, len, buf);
+	if (copy == NULL)
+		return -ENOMEM;
+	*ret_order = copy;
+	return 0;
+}
+
+int
+order_mail_job_get(struct store_txn *txn, uint64_t id,
+    Twinroute__Store__MailJob **ret_job)
+{
+	Twinroute__Store__MailJob *job;
+	const void *val;
+	uint8_t key[8];
+	size_t len;
+	int r;
+
+	be64_put(key, id);
+	r = store_get(txn, STORE_DB_OUTBOX_MAIL, key, sizeof(key), &val, &len);
+	if (r < 0)
+		return r;
+	job = twinroute__store__mail_job__unpack(NULL, len, val);
+	if (job == NULL)
+		return -TR_EBADMSG;
+	*ret_job = job;
+	return 0;
+}
+
+int
+order_set_str(char **field, const char *val)
+{
+	char *s = strdup(val);
+
+	if (s == NULL)
+		return -ENOMEM;
+	if (*field != NULL && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = s;
+	return 0;
+}
+
+/* ---- the transition ---------------------------------------------------- */
+
+static int
+order_history_add(Order *o, order_state to, const char *cause, uint64_t now_ms)
+{
+	Twinroute__OrderTransition *t, **h;
+
+	t = malloc(sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	twinroute__order_transition__init(t);
+	t->state = to;
+	t->unix_ms = now_ms;
+	t->cause = strndup(cause ? cause : "", ORDER_CAUSE_MAX);
+	h = realloc(o->history, (o->n_history + 1) * sizeof(*h));
+	if (t->cause == NULL || h == NULL) {
+		if (h != NULL)
+			o->history = h;
+		free(t->cause);
+		free(t);
+		return -ENOMEM;
+	}
+	o->history = h;
+	o->history[o->n_history++] = t;
+	return 0;
+}
+
+/* The outbox entries entering `to` from `from` creates or ends. */
+static int
+order_outbox(struct store_txn *txn, const Order *o, order_state from,
+    order_state to, uint64_t now_ms)
+{
+	Twinroute__Store__MailJob job = TWINROUTE__STORE__MAIL_JOB__INIT;
+	uint8_t key[8], buf[128];
+	const void *val;
+	size_t len;
+	int r;
+
+	be64_put(key, o->id);
+	if (from == S(AUTHORIZED) || from == S(AWAITING_CONFIRMATION)) {
+		r = store_get(txn, STORE_DB_OUTBOX_MAIL, key, sizeof(key), &val,
+		    &len);
+		if (r == 0)
+			r = store_del(txn, STORE_DB_OUTBOX_MAIL, key,
+			    sizeof(key));
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+	if (to != S(AUTHORIZED))
+		return 0;
+	job.order_id = o->id;
+	job.member = o->member;
+	job.created_unix_ms = now_ms;
+	len = twinroute__store__mail_job__get_packed_size(&job);
+	if (len > sizeof(buf))
+		return -EINVAL;
+	twinroute__store__mail_job__pack(&job, buf);
+	return store_put(txn, STORE_DB_OUTBOX_MAIL, key, sizeof(key), buf, len);
+}
+
+int
+order_enter_state(struct store_txn *txn, Order *o, order_state to,
+    const char *cause, uint64_t now_ms)
+{
+	order_state from = o->state;
+	int r;
+
+	if (!order_transition_allowed(from, to))
+		return -ORDER_EFORBIDDEN;
+	r = order_history_add(o, to, cause, now_ms);
+	if (r < 0)
+		return r;
+	o->state = to;
+	o->updated_unix_ms = now_ms;
+	if (from == S(STATE_UNSPECIFIED))
+		o->created_unix_ms = now_ms;
+	r = order_put(txn, o);
+	if (r == 0)
+		r = order_outbox(txn, o, from, to, now_ms);
+	if (r < 0)
+		return r;
+	log_info("%016" PRIx64 " order state %s -> %s cause=%s", o->id,
+	    order_strstate(from), order_strstate(to), cause ? cause : "");
+	return 0;
+}
+
+/* ---- iteration -------------------------------------------------------- */
+
+struct order_iter_ctx {
+	order_iter_fn cb;
+	void *arg;
+};
+
+static int
+order_iter_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct order_iter_ctx *ctx = arg;
+	Order *o;
+	int r;
+
+	(void)key;
+	(void)key_len;
+	o = twinroute__order__unpack(NULL, val_len, val);
+	if (o == NULL)
+		return -TR_EBADMSG;
+	r = ctx->cb(o, ctx->arg);
+	twinroute__order__free_unpacked(o, NULL);
+	return r;
+}
+
+int
+order_iter(struct store_txn *txn, order_iter_fn cb, void *arg)
+{
+	struct order_iter_ctx ctx = { cb, arg };
+
+	return store_iter(txn, STORE_DB_ORDERS, NULL, 0, order_iter_one, &ctx);
+}
+
+struct member_list_ctx {
+	const uint8_t *prefix;
+	size_t prefix_len;
+	uint64_t *ids;
+	size_t max, n;
+	bool more;
+};
+
+static int
+order_member_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct member_list_ctx *ctx = arg;
+
+	(void)val;
+	(void)val_len;
+	if (key_len != ctx->prefix_len + 8 ||
+	    memcmp(key, ctx->prefix, ctx->prefix_len) != 0)
+		return 1;
+	if (ctx->n == ctx->max) {
+		ctx->more = true;
+		return 1;
+	}
+	ctx->ids[ctx->n++] = UINT64_MAX -
+	    be64_get((const uint8_t *)key + ctx->prefix_len);
+	return 0;
+}
+
+int
+order_list_member(struct store_txn *txn, const char *member,
+    uint64_t before_id, uint64_t *ids, size_t max, size_t *ret_n,
+    bool *ret_more)
+{
+	uint8_t from[MEMBER_KEY_MAX];
+	struct member_list_ctx ctx = { .prefix = from, .ids = ids, .max = max };
+	size_t from_len;
+	int r;
+
+	/* Ids below before_id: keys from UINT64_MAX - (before_id - 1) on. */
+	from_len = order_member_key(member, before_id ? before_id - 1 :
+	    UINT64_MAX, from);
+	ctx.prefix_len = from_len - 8;
+	r = store_iter(txn, STORE_DB_ORDERS_BY_MEMBER, from, from_len,
+	    order_member_one, &ctx);
+	if (r < 0)
+		return r;
+	*ret_n = ctx.n;
+	*ret_more = ctx.more;
+	return 0;
+}
+
+/* ---- idempotency ------------------------------------------------------ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
+
+static void
+hash_field(EVP_MD_CTX *ctx, const void *p, size_t len)
+{
+	uint8_t hdr[8];
+
+	/* Length-prefixed: no two parameter sets hash the same bytes. */
+	be64_put(hdr, len);
+	EVP_DigestUpdate(ctx, hdr, sizeof(hdr));
+	EVP_DigestUpdate(ctx, p, len);
+}
+
+void
+order_request_hash(const char *service_id, uint32_t quantity, const char *note,
+    uint8_t ret_hash[ORDER_HASH_SIZE])
+{
+	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t q[4] = { (uint8_t)(quantity >> 24), (uint8_t)(quantity >> 16),
+		(uint8_t)(quantity >> 8), (uint8_t)quantity };
+	unsigned len = ORDER_HASH_SIZE;
+
+	if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		memset(ret_hash, 0, ORDER_HASH_SIZE);
+		return;
+	}
+	hash_field(ctx, service_id, strlen(service_id));
+	hash_field(ctx, q, sizeof(q));
+	hash_field(ctx, note, strlen(note));
+	EVP_DigestFinal_ex(ctx, ret_hash, &len);
+}
+
+#define IDEM_KEY_MAX (ORDER_MEMBER_MAX + 1 + ORDER_IDEM_KEY_MAX)
+
+static size_t
+order_idem_key(const char *member, const char *key, uint8_t *out)
+{
+	size_t ml = strnlen(member, ORDER_MEMBER_MAX);
+	size_t kl = strnlen(key, ORDER_IDEM_KEY_MAX);
+
+	memcpy(out, member, ml);
+	out[ml] = '\0';
+	memcpy(out + ml + 1, key, kl);
+	return ml + 1 + kl;
+}
+
+int
+order_idem_get(struct store_txn *txn, const char *member, const char *key,
+    uint64_t now, uint32_t ttl, uint64_t *ret_order_id,
+    uint8_t ret_hash[ORDER_HASH_SIZE])
+{
+	Twinroute__Store__IdempotencyRecord *rec;
+	uint8_t k[IDEM_KEY_MAX];
+	const void *val;
+	size_t klen, len;
+	int r;
+
+	klen = order_idem_key(member, key, k);
+	r = store_get(txn, STORE_DB_IDEMPOTENCY, k, klen, &val, &len);
+	if (r < 0)
+		return r;
+	rec = twinroute__store__idempotency_record__unpack(NULL, len, val);
+	if (rec == NULL)
+		return -TR_EBADMSG;
+	if (rec->created_unix + ttl <= now ||
+	    rec->request_hash.len != ORDER_HASH_SIZE) {
+		r = -ENOENT;
+	} else {
+		*ret_order_id = rec->order_id;
+		memcpy(ret_hash, rec->request_hash.data, ORDER_HASH_SIZE);
+	}
+	twinroute__store__idempotency_record__free_unpacked(rec, NULL);
+	return r;
+}
+
+int
+order_idem_put(struct store_txn *txn, const char *member, const char *key,
+    uint64_t order_id, const uint8_t hash[ORDER_HASH_SIZE], uint64_t now)
+{
+	Twinroute__Store__IdempotencyRecord rec =
+	    TWINROUTE__STORE__IDEMPOTENCY_RECORD__INIT;
+	uint8_t k[IDEM_KEY_MAX], buf[128];
+	size_t klen, len;
+
+	rec.order_id = order_id;
+	rec.request_hash.data = unconst(hash);
+	rec.request_hash.len = ORDER_HASH_SIZE;
+	rec.created_unix = now;
+	len = twinroute__store__idempotency_record__get_packed_size(&rec);
+	if (len > sizeof(buf))
+		return -EINVAL;
+	twinroute__store__idempotency_record__pack(&rec, buf);
+	klen = order_idem_key(member, key, k);
+	return store_put(txn, STORE_DB_IDEMPOTENCY, k, klen, buf, len);
+}
+
+/* ---- input checks ------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t
+utf8_seq(const uint8_t *p, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+int
+order_check_note(const char *note)
+{
+	const uint8_t *p = (const uint8_t *)note;
+	size_t n = strlen(note), i = 0, l;
+
+	if (n > ORDER_NOTE_MAX)
+		return -EINVAL;
+	for (; i < n; i += l) {
+		l = utf8_seq(p + i, n - i);
+		if (l == 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int
+order_check_idem_key(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > ORDER_IDEM_KEY_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (key[i] < 0x20 || key[i] > 0x7e)
+			return -EINVAL;
+	return 0;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: ISC */
+/* order.h -- the order state machine: its one table, orders in the store */
+#ifndef TR_ORDER_H
+#define TR_ORDER_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.pb-c.h"
+#include "store.pb-c.h"
+#include "store/store.h"
+
+typedef Twinroute__Order Order;
+typedef Twinroute__OrderState order_state;
+
+#define ORDER_NOTE_MAX 500          /* bytes, UTF-8 */
+#define ORDER_IDEM_KEY_MAX 64       /* printable ASCII */
+#define ORDER_HASH_SIZE 32          /* SHA-256 */
+#define ORDER_MEMBER_MAX 32         /* bytes of a member number in keys */
+#define ORDER_CAUSE_MAX 96          /* bytes of a history entry's cause */
+
+/* A transition the table does not allow (callers answer ERR_WRONG_STATE). */
+#define ORDER_EFORBIDDEN EPERM
+
+/* "RECEIVED", "AUTHORIZED", ...; "UNSPECIFIED" for 0. Never NULL. */
+const char *order_strstate(order_state s);
+/* Does the table allow from -> to? UNSPECIFIED -> RECEIVED creates. */
+bool order_transition_allowed(order_state from, order_state to);
+/* No transition leaves s. */
+bool order_state_terminal(order_state s);
+
+/*
+ * Every change of an order's state goes through here. Checks the table
+ * (-ORDER_EFORBIDDEN, and nothing changes), then appends {to, now_ms,
+ * cause} to o's history, sets state and updated_unix_ms (created_unix_ms
+ * too when creating), writes the order and its member index, and writes
+ * in the same txn the outbox entries of the new state: entering
+ * AUTHORIZED queues a MailJob (key: the order id); leaving AUTHORIZED or
+ * AWAITING_CONFIRMATION removes a mail job still queued. So an order has
+ * a mail job exactly while it is AUTHORIZED. Logs the transition.
+ *
+ * o must own its memory the protobuf-c way (from order_get(), order_dup()
+ * or unpack): its history array grows in place. On a store failure the
+ * txn is spoiled and o may have changed: drop both.
+ */
+int order_enter_state(struct store_txn *txn, Order *o, order_state to,
+    const char *cause, uint64_t now_ms);
+
+/* The next order id (1, 2, ...), counted in the meta DB within txn. */
+int order_next_id(struct store_txn *txn, uint64_t *ret_id);
+/* Read an order; free with twinroute__order__free_unpacked. -ENOENT. */
+int order_get(struct store_txn *txn, uint64_t id, Order **ret_order);
+/* Write an order and its member index entry (order_enter_state does). */
+int order_put(struct store_txn *txn, const Order *o);
+/* A deep copy owned the protobuf-c way. -ENOMEM. */
+int order_dup(const Order *o, Order **ret_order);
+/* Replace a string field of an order owned the protobuf-c way. -ENOMEM. */
+int order_set_str(char **field, const char *val);
+/* The outbox mail job of an order. -ENOENT. */
+int order_mail_job_get(struct store_txn *txn, uint64_t id,
+    Twinroute__Store__MailJob **ret_job);
+
+/* Visit every order, oldest first; o is valid during the call. cb as
+ * in store_iter. */
+typedef int (*order_iter_fn)(const Order *o, void *arg);
+int order_iter(struct store_txn *txn, order_iter_fn cb, void *arg);
+/*
+ * The member's order ids, newest first, starting below before_id (0: from
+ * the newest). Fills up to max ids; *ret_more says whether more follow.
+ */
+int order_list_member(struct store_txn *txn, const char *member,
+    uint64_t before_id, uint64_t *ids, size_t max, size_t *ret_n,
+    bool *ret_more);
+
+/* SHA-256 over the parameters an idempotency key stands for. */
+void order_request_hash(const char *service_id, uint32_t quantity,
+    const char *note, uint8_t ret_hash[ORDER_HASH_SIZE]);
+/*
+ * The order a member's idempotency key maps to, if the key was stored
+ * less than ttl seconds before now: -ENOENT when absent or expired.
+ */
+int order_idem_get(struct store_txn *txn, const char *member, const char *key,
+    uint64_t now, uint32_t ttl, uint64_t *ret_order_id,
+    uint8_t ret_hash[ORDER_HASH_SIZE]);
+/* Store (or overwrite an expired) key -> order id with its hash. */
+int order_idem_put(struct store_txn *txn, const char *member, const char *key,
+    uint64_t order_id, const uint8_t hash[ORDER_HASH_SIZE], uint64_t now);
+
+/* Checks of client input. 0 or -EINVAL. */
+int order_check_note(const char *note);
+int order_check_idem_key(const char *key);
+
+#endif

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: ISC */
+/* test_order.c -- transitions, history, outbox, idempotency, order ids */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "order/order.h"
+#include "store/store.h"
+
+#define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
+#define N_STATES 14
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct store *s;
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static struct store *
+open_store(const struct fixture *f)
+{
+	struct store_opts opts = { .path = f->path, .map_size = 8u << 20 };
+	struct store *s = NULL;
+
+	assert_int_equal(store_open(&opts, NULL, &s), 0);
+	return s;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_order.XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/broker", f->dir);
+	f->s = open_store(f);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	int r;
+
+	store_close(f->s);
+	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return r;
+}
+
+/* The allowed transitions, as DESIGN.md draws them. */
+static const struct {
+	order_state from, to;
+} allowed[] = {
+	{ S(STATE_UNSPECIFIED), S(RECEIVED) },
+	{ S(RECEIVED), S(AUTHORIZED) },
+	{ S(RECEIVED), S(DECLINED) },
+	{ S(RECEIVED), S(CANCELLED) },
+	{ S(AUTHORIZED), S(AWAITING_CONFIRMATION) },
+	{ S(AUTHORIZED), S(CANCELLED) },
+	{ S(AUTHORIZED), S(CONFIRMATION_FAILED) },
+	{ S(AUTHORIZED), S(EXPIRED) },
+	{ S(AWAITING_CONFIRMATION), S(CONFIRMED) },
+	{ S(AWAITING_CONFIRMATION), S(EXPIRED) },
+	{ S(AWAITING_CONFIRMATION), S(CANCELLED) },
+	{ S(AWAITING_CONFIRMATION), S(CONFIRMATION_FAILED) },
+	{ S(CONFIRMED), S(DISPATCHED) },
+	{ S(CONFIRMED), S(CANCELLED) },
+	{ S(DISPATCHED), S(ACCEPTED) },
+	{ S(DISPATCHED), S(REJECTED) },
+	{ S(ACCEPTED), S(FULFILLED) },
+	{ S(ACCEPTED), S(REJECTED) },
+	{ S(FULFILLED), S(CHARGED) },
+};
+
+static bool
+in_allowed(order_state from, order_state to)
+{
+	for (size_t i = 0; i < ELEMENTSOF(allowed); i++)
+		if (allowed[i].from == from && allowed[i].to == to)
+			return true;
+	return false;
+}
+
+static void
+test_table(void **state)
+{
+	(void)state;
+	/* Every pair: exactly the listed ones are allowed. */
+	for (int a = 0; a < N_STATES; a++)
+		for (int b = 0; b < N_STATES; b++)
+			assert_int_equal(order_transition_allowed(a, b),
+			    in_allowed(a, b));
+	/* A sample of forbidden ones, spelled out. */
+	assert_false(order_transition_allowed(S(DISPATCHED), S(CANCELLED)));
+	assert_false(order_transition_allowed(S(RECEIVED), S(CONFIRMED)));
+	assert_false(order_transition_allowed(S(CANCELLED), S(RECEIVED)));
+	assert_false(order_transition_allowed(S(CHARGED), S(REJECTED)));
+	assert_false(order_transition_allowed(S(RECEIVED), S(RECEIVED)));
+	assert_false(order_transition_allowed(S(RECEIVED), 99));
+	assert_false(order_transition_allowed(99, S(RECEIVED)));
+	assert_true(order_state_terminal(S(DECLINED)));
+	assert_true(order_state_terminal(S(CHARGED)));
+	assert_true(order_state_terminal(S(CONFIRMATION_FAILED)));
+	assert_false(order_state_terminal(S(FULFILLED)));
+	assert_string_equal(order_strstate(S(RECEIVED)), "RECEIVED");
+	assert_string_equal(order_strstate(S(AWAITING_CONFIRMATION)),
+	    "AWAITING_CONFIRMATION");
+	assert_string_equal(order_strstate(S(CONFIRMATION_FAILED)),
+	    "CONFIRMATION_FAILED");
+}
+
+/* A new order of member, RECEIVED, committed. */
+static uint64_t
+make_order(struct store *s, const char *member)
+{
+	Twinroute__Money price = TWINROUTE__MONEY__INIT;
+	Twinroute__Money total;
+	Order t = TWINROUTE__ORDER__INIT, *o;
+	struct store_txn *txn;
+	uint64_t id;
+
+	price.minor = 250;
+	price.currency = unconst("EUR");
+	total = price;
+	total.minor = 500;
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(order_next_id(txn, &t.id), 0);
+	t.member = unconst(member);
+	t.service_id = unconst("svc-1");
+	t.provider_id = unconst("prov-1");
+	t.quantity = 2;
+	t.unit_price = &price;
+	t.amount = &total;
+	assert_int_equal(order_dup(&t, &o), 0);
+	assert_int_equal(order_enter_state(txn, o, S(RECEIVED), "member: order",
+	    1000), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	id = o->id;
+	twinroute__order__free_unpacked(o, NULL);
+	return id;
+}
+
+/* Move order id to `to` in one committed txn; the function's result. */
+static int
+move(struct store *s, uint64_t id, order_state to, const char *cause,
+    uint64_t now)
+{
+	struct store_txn *txn;
+	Order *o;
+	int r;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(order_get(txn, id, &o), 0);
+	r = order_enter_state(txn, o, to, cause, now);
+	if (r == 0)
+		assert_int_equal(store_txn_commit(txn, NULL), 0);
+	else
+		store_txn_abort(txn);
+	twinroute__order__free_unpacked(o, NULL);
+	return r;
+}
+
+static Order *
+load(struct store *s, uint64_t id)
+{
+	struct store_txn *txn;
+	Order *o = NULL;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_get(txn, id, &o), 0);
+	store_txn_abort(txn);
+	return o;
+}
+
+static bool
+has_mail_job(struct store *s, uint64_t id)
+{
+	Twinroute__Store__MailJob *job = NULL;
+	struct store_txn *txn;
+	int r;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	r = order_mail_job_get(txn, id, &job);
+	store_txn_abort(txn);
+	if (r == 0) {
+		assert_int_equal(job->order_id, id);
+		assert_string_equal(job->member, "100001");
+		twinroute__store__mail_job__free_unpacked(job, NULL);
+	}
+	return r == 0;
+}
+
+static void
+test_history_and_outbox(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t id = make_order(f->s, "100001");
+	Order *o;
+
+	assert_false(has_mail_job(f->s, id));
+	assert_int_equal(move(f->s, id, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_true(has_mail_job(f->s, id));
+	/* Forbidden: nothing changes, the error names it. */
+	assert_int_equal(move(f->s, id, S(DISPATCHED), "x", 2500),
+	    -ORDER_EFORBIDDEN);
+	assert_int_equal(move(f->s, id, S(CANCELLED), "member: cancel", 3000),
+	    0);
+	assert_false(has_mail_job(f->s, id));
+	assert_int_equal(move(f->s, id, S(AUTHORIZED), "x", 3500),
+	    -ORDER_EFORBIDDEN);
+
+	o = load(f->s, id);
+	assert_int_equal(o->state, S(CANCELLED));
+	assert_int_equal(o->created_unix_ms, 1000);
+	assert_int_equal(o->updated_unix_ms, 3000);
+	assert_int_equal(o->n_history, 3);
+	assert_int_equal(o->history[0]->state, S(RECEIVED));
+	assert_int_equal(o->history[0]->unix_ms, 1000);
+	assert_string_equal(o->history[0]->cause, "member: order");
+	assert_int_equal(o->history[1]->state, S(AUTHORIZED));
+	assert_string_equal(o->history[1]->cause, "vault: OK");
+	assert_int_equal(o->history[2]->state, S(CANCELLED));
+	assert_int_equal(o->history[2]->unix_ms, 3000);
+	assert_string_equal(o->history[2]->cause, "member: cancel");
+	twinroute__order__free_unpacked(o, NULL);
+}
+
+static void
+test_outbox_same_txn(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t id = make_order(f->s, "100001");
+	struct store_txn *txn;
+	Order *o;
+
+	/* An aborted transition leaves neither the state nor the job. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(order_get(txn, id, &o), 0);
+	assert_int_equal(order_enter_state(txn, o, S(AUTHORIZED), "vault: OK",
+	    2000), 0);
+	store_txn_abort(txn);
+	twinroute__order__free_unpacked(o, NULL);
+	assert_false(has_mail_job(f->s, id));
+	o = load(f->s, id);
+	assert_int_equal(o->state, S(RECEIVED));
+	twinroute__order__free_unpacked(o, NULL);
+
+	/* The mail is sent: AWAITING_CONFIRMATION has no job left. */
+	assert_int_equal(move(f->s, id, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_true(has_mail_job(f->s, id));
+	assert_int_equal(move(f->s, id, S(AWAITING_CONFIRMATION), "mail: sent",
+	    2100), 0);
+	assert_false(has_mail_job(f->s, id));
+	assert_int_equal(move(f->s, id, S(EXPIRED), "timer", 2200), 0);
+	assert_false(has_mail_job(f->s, id));
+	/* A walk to the end of the happy path. */
+	id = make_order(f->s, "100001");
+	assert_int_equal(move(f->s, id, S(AUTHORIZED), "a", 1), 0);
+	assert_int_equal(move(f->s, id, S(AWAITING_CONFIRMATION), "b", 2), 0);
+	assert_int_equal(move(f->s, id, S(CONFIRMED), "c", 3), 0);
+	assert_int_equal(move(f->s, id, S(DISPATCHED), "d", 4), 0);
+	assert_int_equal(move(f->s, id, S(CANCELLED), "e", 5),
+	    -ORDER_EFORBIDDEN);
+	assert_int_equal(move(f->s, id, S(ACCEPTED), "f", 6), 0);
+	assert_int_equal(move(f->s, id, S(FULFILLED), "g", 7), 0);
+	assert_int_equal(move(f->s, id, S(CHARGED), "h", 8), 0);
+	o = load(f->s, id);
+	assert_int_equal(o->n_history, 8);
+	twinroute__order__free_unpacked(o, NULL);
+}
+
+static void
+test_idempotency(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t h1[ORDER_HASH_SIZE], h2[ORDER_HASH_SIZE], h3[ORDER_HASH_SIZE],
+	    got[ORDER_HASH_SIZE];
+	struct store_txn *txn;
+	uint64_t id = 0;
+
+	order_request_hash("svc-1", 2, "note", h1);
+	order_request_hash("svc-1", 2, "note", h2);
+	assert_memory_equal(h1, h2, sizeof(h1));
+	order_request_hash("svc-1", 3, "note", h2);
+	assert_memory_not_equal(h1, h2, sizeof(h1));
+	order_request_hash("svc-1", 2, "note!", h3);
+	assert_memory_not_equal(h1, h3, sizeof(h1));
+	/* Field boundaries count: "ab"+"c" is not "a"+"bc". */
+	order_request_hash("svc-1a", 2, "", h2);
+	order_request_hash("svc-1", 2, "a", h3);
+	assert_memory_not_equal(h2, h3, sizeof(h2));
+
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(order_idem_get(txn, "100001", "k1", 1000, 3600, &id,
+	    got), -ENOENT);
+	assert_int_equal(order_idem_put(txn, "100001", "k1", 7, h1, 1000), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_idem_get(txn, "100001", "k1", 4599, 3600, &id,
+	    got), 0);
+	assert_int_equal(id, 7);
+	assert_memory_equal(got, h1, sizeof(h1));
+	/* Scoped to the member. */
+	assert_int_equal(order_idem_get(txn, "100002", "k1", 1000, 3600, &id,
+	    got), -ENOENT);
+	/* Expired: treated as absent. */
+	assert_int_equal(order_idem_get(txn, "100001", "k1", 4600, 3600, &id,
+	    got), -ENOENT);
+	store_txn_abort(txn);
+
+	/* An expired key is overwritten. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(order_idem_put(txn, "100001", "k1", 9, h3, 5000), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_idem_get(txn, "100001", "k1", 5000, 3600, &id,
+	    got), 0);
+	assert_int_equal(id, 9);
+	assert_memory_equal(got, h3, sizeof(h3));
+	store_txn_abort(txn);
+}
+
+static void
+test_ids_and_listing(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[8], a, b, c, d, e;
+	size_t n = 0;
+	bool more = false;
+	struct store_txn *txn;
+
+	a = make_order(f->s, "100001");
+	b = make_order(f->s, "100002");
+	c = make_order(f->s, "100001");
+	assert_int_equal(a, 1);
+	assert_true(b > a && c > b);
+	/* Ids survive a reopen. */
+	store_close(f->s);
+	f->s = open_store(f);
+	d = make_order(f->s, "100001");
+	e = make_order(f->s, "1000010");  /* a longer number, same prefix */
+	assert_true(d > c && e > d);
+
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_list_member(txn, "100001", 0, ids, 8, &n, &more),
+	    0);
+	assert_int_equal(n, 3);
+	assert_false(more);
+	assert_int_equal(ids[0], d);
+	assert_int_equal(ids[1], c);
+	assert_int_equal(ids[2], a);
+	/* Pages: two, then the rest below the last id. */
+	assert_int_equal(order_list_member(txn, "100001", 0, ids, 2, &n, &more),
+	    0);
+	assert_int_equal(n, 2);
+	assert_true(more);
+	assert_int_equal(order_list_member(txn, "100001", ids[1], ids, 2, &n,
+	    &more), 0);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	assert_int_equal(ids[0], a);
+	assert_int_equal(order_list_member(txn, "100002", 0, ids, 8, &n, &more),
+	    0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], b);
+	assert_int_equal(order_list_member(txn, "999999", 0, ids, 8, &n, &more),
+	    0);
+	assert_int_equal(n, 0);
+	store_txn_abort(txn);
+}
+
+static void
+test_checks(void **state)
+{
+	char big[ORDER_NOTE_MAX + 2];
+
+	(void)state;
+	assert_int_equal(order_check_note(""), 0);
+	assert_int_equal(order_check_note("caf\xc3\xa9, 2 \xe2\x82\xac"), 0);
+	assert_int_equal(order_check_note("\xc3"), -EINVAL);
+	assert_int_equal(order_check_note("\xc0\xaf"), -EINVAL);
+	assert_int_equal(order_check_note("\xed\xa0\x80"), -EINVAL);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(order_check_note(big), -EINVAL);
+	big[ORDER_NOTE_MAX] = '\0';
+	assert_int_equal(order_check_note(big), 0);
+	assert_int_equal(order_check_idem_key("k-1"), 0);
+	assert_int_equal(order_check_idem_key(""), -EINVAL);
+	assert_int_equal(order_check_idem_key("tab\there"), -EINVAL);
+	assert_int_equal(order_check_idem_key("\xc3\xa9"), -EINVAL);
+	memset(big, 'k', 65);
+	big[65] = '\0';
+	assert_int_equal(order_check_idem_key(big), -EINVAL);
+	big[64] = '\0';
+	assert_int_equal(order_check_idem_key(big), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test_setup_teardown(test_history_and_outbox, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_same_txn, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,
+		    teardown),
+		cmocka_unit_test(test_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
