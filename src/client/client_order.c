@@ -54,17 +54,6 @@ client_store_error(struct conn *c, uint64_t id, int r, const char *what)
 	client_send_error(c, id, store_errcode(r), msg);
 }
 
-/* The sequence of the last write: a reply waiting on it waits for every
- * write made so far. */
-static uint64_t
-store_last_seq(struct store *s)
-{
-	struct store_stats st;
-
-	store_get_stats(s, &st);
-	return st.last_txn;
-}
-
 /* ---- replies that wait for durability ---------------------------------- */
 
 struct durable_reply {
@@ -308,7 +297,7 @@ place_record(struct place_call *call, const struct vault_reply *vr,
 	char cause[64];
 	int r;
 
-	r = store_txn_begin(st, 0, &txn);
+	r = store_txn_begin(st, STORE_BATCH, &txn);
 	if (r < 0)
 		return r;
 	r = order_get(txn, call->order_id, &o);
@@ -517,6 +506,14 @@ place_replay(struct conn *c, uint64_t req_id, uint64_t order_id)
 		r = order_get(txn, order_id, &o);
 		store_txn_abort(txn);
 	}
+	if (r == -ENOENT) {
+		/* Placed in this very round: only the batch has it yet. */
+		r = store_txn_begin(d->store, STORE_BATCH, &txn);
+		if (r == 0) {
+			r = order_get(txn, order_id, &o);
+			store_txn_abort(txn);
+		}
+	}
 	if (r < 0) {
 		client_store_error(c, req_id, r, "order");
 		return;
@@ -543,7 +540,7 @@ place_write(struct conn *c, const Request *req, const Twinroute__Service *svc,
 	int r;
 
 	order_request_hash(po->service_id, po->quantity, po->note, hash);
-	r = store_txn_begin(d->store, 0, &txn);
+	r = store_txn_begin(d->store, STORE_BATCH, &txn);
 	if (r < 0)
 		return r;
 	r = order_idem_get(txn, member, po->idempotency_key, now,
@@ -843,7 +840,7 @@ client_cancel_order(struct conn *c, const Request *req)
 		    "cancel: log in first");
 		return;
 	}
-	r = store_txn_begin(d->store, 0, &txn);
+	r = store_txn_begin(d->store, STORE_BATCH, &txn);
 	if (r < 0) {
 		client_store_error(c, req->id, r, "cancel");
 		return;

@@ -99,6 +99,11 @@ struct store {
 	struct event_base *base;
 	bool write_open;
 
+	/* The loop's batch: a write transaction members nest into. */
+	MDB_txn *batch;
+	struct event *batch_ev;      /* commits the batch at the end of a round */
+	unsigned batch_members;
+
 	/* Loop side: waiters sorted by seq, and what the loop has seen. */
 	struct store_waiters waiters;
 	size_t n_waiters;
@@ -111,6 +116,8 @@ struct store {
 	pthread_cond_t sync_cond;
 	bool sync_lock_init;
 	uint64_t committed;          /* last write seq (written by the loop) */
+	uint64_t wanted;             /* highest seq a waiter needs on disk */
+	struct timespec last_sync;   /* CLOCK_REALTIME, for the lazy sync */
 	uint64_t attempted;          /* highest seq a sync was tried for */
 	uint64_t synced;             /* highest seq a sync succeeded for */
 	uint64_t failed;             /* highest seq a sync failed for */
@@ -129,7 +136,13 @@ struct store_txn {
 	MDB_txn *txn;
 	int ret;                     /* sticky error */
 	bool rdonly;
+	bool nested;                 /* a member of the batch */
 };
+
+static void store_batch_commit(struct store *s);
+
+/* Writes no reply waits for still reach the disk within this long. */
+#define STORE_LAZY_SYNC_MS 200
 
 static int
 store_errno(int rc)
@@ -208,8 +221,26 @@ store_sync_thread(void *arg)
 		uint64_t target;
 		int rc;
 
-		while (!s->stop && s->committed <= s->attempted)
-			pthread_cond_wait(&s->sync_cond, &s->sync_lock);
+		/* Sync when a waiter needs a committed write on disk, or
+		 * when unwaited writes have been around for a while. */
+		while (!s->stop) {
+			struct timespec due = s->last_sync, now;
+
+			if (s->committed <= s->attempted) {
+				pthread_cond_wait(&s->sync_cond, &s->sync_lock);
+				continue;
+			}
+			if (s->wanted > s->attempted)
+				break;
+			due.tv_nsec += STORE_LAZY_SYNC_MS * 1000000L;
+			due.tv_sec += due.tv_nsec / 1000000000L;
+			due.tv_nsec %= 1000000000L;
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > due.tv_sec || (now.tv_sec == due.tv_sec &&
+			    now.tv_nsec >= due.tv_nsec))
+				break;
+			pthread_cond_timedwait(&s->sync_cond, &s->sync_lock, &due);
+		}
 		if (s->stop)
 			break;
 		target = s->committed;
@@ -219,6 +250,7 @@ store_sync_thread(void *arg)
 
 		pthread_mutex_lock(&s->sync_lock);
 		s->attempted = target;
+		clock_gettime(CLOCK_REALTIME, &s->last_sync);
 		s->syncs++;
 		if (rc == 0) {
 			s->synced = target;
@@ -240,6 +272,53 @@ store_sync_thread(void *arg)
 	}
 	pthread_mutex_unlock(&s->sync_lock);
 	return NULL;
+}
+
+static void store_run_waiters(struct store *s);
+
+/* Commit the loop's batch: one LMDB commit for every member. */
+static void
+store_batch_commit(struct store *s)
+{
+	uint64_t seq;
+	int r;
+
+	if (!s->batch)
+		return;
+	r = store_errno(mdb_txn_commit(s->batch));
+	s->batch = NULL;
+	s->batch_members = 0;
+	pthread_mutex_lock(&s->sync_lock);
+	seq = ++s->committed;
+	/* A waiter needs it, or the thread sleeps with nothing to sync:
+	 * either way it must look again. */
+	if (r == 0 && (s->wanted > s->attempted || seq == s->attempted + 1))
+		pthread_cond_signal(&s->sync_cond);
+	pthread_mutex_unlock(&s->sync_lock);
+	if (r < 0) {
+		/*
+		 * Nothing of the batch is in the store. Its members learn it
+		 * from their waiters; so, conservatively, do writers before
+		 * it still waiting for their sync (they may well be on disk:
+		 * idempotent retries find them).
+		 */
+		s->loop_failed = seq;
+		s->loop_failed_err = r;
+		store_run_waiters(s);
+	}
+}
+
+uint64_t
+store_last_seq(const struct store *s)
+{
+	/* Only the loop writes committed. */
+	return s->committed + (s->batch ? 1 : 0);
+}
+
+static void
+store_batch_event(evutil_socket_t fd _unused_, short what _unused_, void *arg)
+{
+	store_batch_commit(arg);
 }
 
 /* Run, in order, every queued waiter the loop's view covers. */
@@ -302,6 +381,9 @@ store_start_sync(struct store *s)
 		return -ENOMEM;
 	if (event_add(s->ev, NULL) < 0)
 		return -EIO;
+	s->batch_ev = event_new(s->base, -1, 0, store_batch_event, s);
+	if (!s->batch_ev)
+		return -ENOMEM;
 
 	/* Signals belong to the loop: the sync thread blocks them all. */
 	sigfillset(&all);
@@ -465,6 +547,7 @@ store_close(struct store *s)
 	if (!s)
 		return NULL;
 
+	store_batch_commit(s);
 	had_thread = s->thread_started;
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->sync_lock);
@@ -510,6 +593,8 @@ store_close(struct store *s)
 
 	if (s->ev)
 		event_free(s->ev);
+	if (s->batch_ev)
+		event_free(s->batch_ev);
 	if (s->efd >= 0)
 		close(s->efd);
 	if (s->env)
@@ -531,18 +616,34 @@ store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn)
 	bool rdonly = flags & STORE_RDONLY;
 	int r;
 
-	if (!s || !ret_txn || (flags & ~STORE_RDONLY))
+	bool batch = flags & STORE_BATCH;
+
+	if (!s || !ret_txn || (flags & ~(STORE_RDONLY | STORE_BATCH)) ||
+	    (rdonly && batch) || (batch && !s->batch_ev))
 		return -EINVAL;
 	if (!rdonly && s->write_open)
 		return -EBUSY;
+	/* A plain writer goes after the batch: commit it now. */
+	if (!rdonly && !batch && s->batch)
+		store_batch_commit(s);
 
 	txn = calloc(1, sizeof(*txn));
 	if (!txn)
 		return -ENOMEM;
 	txn->s = s;
 	txn->rdonly = rdonly;
-	r = store_errno(mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0,
-	    &txn->txn));
+	if (batch && !s->batch) {
+		r = store_errno(mdb_txn_begin(s->env, NULL, 0, &s->batch));
+		if (r < 0) {
+			s->batch = NULL;
+			free(txn);
+			return r;
+		}
+		event_active(s->batch_ev, 0, 0);
+	}
+	txn->nested = batch;
+	r = store_errno(mdb_txn_begin(s->env, batch ? s->batch : NULL,
+	    rdonly ? MDB_RDONLY : 0, &txn->txn));
 	if (r < 0) {
 		free(txn);
 		return r;
@@ -596,6 +697,16 @@ store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
 	/* mdb_txn_commit frees the LMDB transaction even when it fails. */
 	r = store_errno(mdb_txn_commit(txn->txn));
 	s->write_open = false;
+	if (txn->nested) {
+		/* Into the batch: durable with the batch's seq. */
+		free(txn);
+		if (r < 0)
+			return r;
+		s->batch_members++;
+		if (ret_seq)
+			*ret_seq = s->committed + 1;
+		return 0;
+	}
 	free(txn);
 	if (r < 0)
 		return r;
@@ -603,8 +714,10 @@ store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
 	pthread_mutex_lock(&s->sync_lock);
 	seq = ++s->committed;
 	if (s->base) {
-		/* Wake the sync thread; it covers whatever is committed. */
-		pthread_cond_signal(&s->sync_cond);
+		/* Wake the sync thread if a reply waits for the disk; else it
+		 * syncs within STORE_LAZY_SYNC_MS anyway. */
+		if (s->wanted > s->attempted || seq == s->attempted + 1)
+			pthread_cond_signal(&s->sync_cond);
 	} else {
 		/* LMDB synced this commit already. */
 		s->attempted = s->synced = seq;
@@ -792,8 +905,9 @@ store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg)
 		cb(arg, 0);
 		return 0;
 	}
-	/* Only the loop writes committed: no lock needed to read it here. */
-	if (seq > s->committed)
+	/* Only the loop writes committed: no lock needed to read it here.
+	 * An open batch will commit as committed + 1. */
+	if (seq > s->committed + (s->batch ? 1 : 0))
 		return -EINVAL;
 
 	w = calloc(1, sizeof(*w));
@@ -814,8 +928,11 @@ store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg)
 		TAILQ_INSERT_HEAD(&s->waiters, w, entry);
 	s->n_waiters++;
 
-	/* Commits wake the sync thread already; make sure anyway. */
+	/* A reply waits: the sync thread syncs as soon as seq is committed
+	 * (a batch's seq may still be open; its commit wakes the thread). */
 	pthread_mutex_lock(&s->sync_lock);
+	if (seq > s->wanted)
+		s->wanted = seq;
 	pthread_cond_signal(&s->sync_cond);
 	pthread_mutex_unlock(&s->sync_lock);
 	return 0;

@@ -54,8 +54,20 @@ int store_open(const struct store_opts *opts, struct event_base *base,
 /* Sync, stop the sync thread, close. Accepts NULL; returns NULL. */
 struct store *store_close(struct store *s);
 
-/* flags: 0 for a write transaction, STORE_RDONLY for a read. */
+/*
+ * flags: 0 for a write transaction, STORE_RDONLY for a read, STORE_BATCH
+ * for a write that joins the loop's batch: a nested transaction inside
+ * one shared write transaction that commits once, after the callbacks of
+ * the current loop round have run. Batch members see each other's writes;
+ * one member's failure (its commit returns the error) leaves the others
+ * alone. Commit gives the seq the batch will have: wait on it with
+ * store_after_sync() as usual; if the batch itself cannot commit, every
+ * member's waiter gets the error. A plain write transaction, and
+ * store_close, commit an open batch first. Read transactions do not see a
+ * batch that has not committed yet. Needs an event base.
+ */
 #define STORE_RDONLY 1u
+#define STORE_BATCH 2u
 int store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn);
 /*
  * Commit. If any operation in the transaction failed (sticky error) the
@@ -99,6 +111,10 @@ int store_iter(struct store_txn *txn, enum store_db db, const void *from,
  */
 typedef void (*store_sync_fn)(void *arg, int err);
 int store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg);
+
+/* The seq covering every write made so far, an open batch included: a
+ * reply that waits on it waits for everything the loop has written. */
+uint64_t store_last_seq(const struct store *s);
 
 /* Writes waiting for a sync. */
 size_t store_sync_pending(const struct store *s);

@@ -702,6 +702,104 @@ test_group_commit(void **state)
 	event_base_free(base);
 }
 
+/* A write no reply waits for still reaches the disk, soon. */
+static void
+test_lazy_sync(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct store_stats st;
+	struct store *s;
+	uint64_t seq;
+
+	assert_non_null(base);
+	s = open_store(*state, MAP_SIZE_DEFAULT, base);
+	put_one(s, STORE_DB_SERVICES, "lazy", "lazy", &seq);
+	/* Poll (up to 10 s) until the sync thread has covered it. */
+	for (int i = 0; i < 1000; i++) {
+		struct timeval tv = { 0, 10000 };
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		store_get_stats(s, &st);
+		if (st.synced_txn >= seq)
+			break;
+	}
+	assert_true(st.synced_txn >= seq);
+	store_close(s);
+	event_base_free(base);
+}
+
+/* Batched writers share one commit; one member's failure is its own. */
+static void
+test_batch(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct waiter wt[3];
+	struct waits w = { .base = base, .want = 2 };
+	struct store_txn *a, *b, *c, *r;
+	const void *val;
+	size_t len;
+	uint64_t sa, sb, sc;
+	struct store *s;
+
+	assert_non_null(base);
+	s = open_store(*state, MAP_SIZE_DEFAULT, base);
+
+	/* Two members: the second sees the first's write. */
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &a), 0);
+	assert_int_equal(store_put(a, STORE_DB_SERVICES, "a", 1, "A", 1), 0);
+	assert_int_equal(store_txn_commit(a, &sa), 0);
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &b), 0);
+	assert_int_equal(store_get(b, STORE_DB_SERVICES, "a", 1, &val, &len), 0);
+	assert_int_equal(store_put(b, STORE_DB_SERVICES, "b", 1, "B", 1), 0);
+	assert_int_equal(store_txn_commit(b, &sb), 0);
+	assert_int_equal(sa, sb);
+	assert_int_equal(store_last_seq(s), sa);
+	/* A member that fails leaves the others alone. */
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &c), 0);
+	assert_int_equal(store_put(c, STORE_DB_SERVICES, "c", 1, "C", 1), 0);
+	assert_int_equal(store_del(c, STORE_DB_SERVICES, "zz", 2), -ENOENT);
+	assert_int_equal(store_txn_commit(c, &sc), -ENOENT);
+	/* Readers do not see the batch before it commits. */
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &r), 0);
+	assert_int_equal(store_get(r, STORE_DB_SERVICES, "a", 1, &val, &len),
+	    -ENOENT);
+	store_txn_abort(r);
+	/* Its seq can be waited on before it commits. */
+	wt[0].w = wt[1].w = &w;
+	wt[0].seq = wt[1].seq = sa;
+	assert_int_equal(store_after_sync(s, sa, sync_cb, &wt[0]), 0);
+	assert_int_equal(store_after_sync(s, sb, sync_cb, &wt[1]), 0);
+	assert_int_equal(store_after_sync(s, sa + 1, sync_cb, &wt[2]), -EINVAL);
+	/* The loop's round ends: one commit, one sync, both waiters. */
+	while (w.n < w.want)
+		assert_true(event_base_loop(base, EVLOOP_ONCE) >= 0);
+	assert_int_equal(w.errs[0], 0);
+	assert_int_equal(w.errs[1], 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "a", "A"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "b", "B"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "c", "C"), -ENOENT);
+
+	/* A plain writer commits an open batch first. */
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &a), 0);
+	assert_int_equal(store_put(a, STORE_DB_SERVICES, "d", 1, "D", 1), 0);
+	assert_int_equal(store_txn_commit(a, &sa), 0);
+	put_one(s, STORE_DB_SERVICES, "e", "E", &sb);
+	assert_int_equal(sb, sa + 1);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "d", "D"), 0);
+	/* And store_close commits one still open. */
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &a), 0);
+	assert_int_equal(store_put(a, STORE_DB_SERVICES, "f", 1, "F", 1), 0);
+	assert_int_equal(store_txn_commit(a, NULL), 0);
+	store_close(s);
+	s = open_store(*state, MAP_SIZE_DEFAULT, NULL);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "f", "F"), 0);
+	/* Without an event base there is no batch. */
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &a), -EINVAL);
+	store_close(s);
+	event_base_free(base);
+}
+
 /* Many commits and one waiter: fewer syncs than commits is allowed. */
 static void
 test_group_commit_burst(void **state)
@@ -782,6 +880,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_burst, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_base_sync, setup,
