@@ -3,14 +3,16 @@
 # test_orders.py -- members log in and order over the real client socket;
 # the crash test kills the daemon at random moments while clients order.
 import os
+import json
 import random
+import signal
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trtest import (ERR, SAMPLE_CATALOG, Raw, check,  # noqa: E402
+from trtest import (CLIENT, ERR, SAMPLE_CATALOG, Raw, check,  # noqa: E402
                     field_bytes, field_varint, main, req_hello)
 
 PASSWORD = "order test password"
@@ -162,6 +164,52 @@ def test_declines(make):
     check(o["state"] == "DECLINED" and o["reason"] == "VAULT_SEALED", "%r" % o)
 
 
+def test_cli(make):
+    """The member's way in: twinroute logs in per run and orders."""
+    d = vault_daemon(make)
+    add_member(d, "100001")
+    pw = os.path.join(d.dir, "pw")
+    with open(pw, "w") as f:
+        f.write(PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    cli = ["--member", "100001", "--password-file", pw]
+    watch = subprocess.Popen(
+        [CLIENT, "-H", d.addr, "--json"] + cli + ["watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # let the watcher log in and subscribe
+        o = d.client(*cli, "order", "trv-fuji", "--qty", "2", "--note", "x",
+                     "--key", "cli-1")
+        check(o["state"] == "AUTHORIZED" and o["card_last4"] == "1111",
+              "order: %r" % o)
+        again = d.client(*cli, "order", "trv-fuji", "--qty", "2", "--note",
+                         "x", "--key", "cli-1")
+        check(again["id"] == o["id"], "same key, same order")
+        mine = d.client(*cli, "orders")
+        check([x["id"] for x in mine] == [o["id"]], "orders: %r" % mine)
+        st = d.client(*cli, "order-status", str(o["id"]))
+        check(st["state"] == "AUTHORIZED", "status: %r" % st)
+        c = d.client(*cli, "cancel", str(o["id"]))
+        check(c["state"] == "CANCELLED", "cancel: %r" % c)
+        r = d.client("--member", "100001", "--password-file", pw, "cancel",
+                     str(o["id"]), check=False)
+        check(r.returncode == 1, "cancel twice refused: %r" % r.stderr)
+        time.sleep(0.5)
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=10)
+    check(watch.returncode == 0, "watch exits 0 on SIGTERM: %r" % err)
+    states = [json.loads(ln)["order"]["state"] for ln in out.splitlines()
+              if ln.strip()]
+    check(states[-1:] == ["CANCELLED"] and "AUTHORIZED" in states,
+          "watch saw the order's transitions: %r" % states)
+    # A wrong password: refused, and no password on the command line.
+    with open(pw, "w") as f:
+        f.write("wrong password\n")
+    r = d.client(*cli, "orders", check=False)
+    check(r.returncode == 1 and "login failed" in r.stderr, "%r" % r.stderr)
+
+
 class Client(threading.Thread):
     """Orders in a loop with idempotency keys; reconnects after a kill and
     retries what was not acknowledged with the same key."""
@@ -279,4 +327,4 @@ def test_crash_safety(make):
 
 if __name__ == "__main__":
     main([test_login_order_watch_cancel, test_bad_input, test_declines,
-          test_crash_safety])
+          test_cli, test_crash_safety])
