@@ -16,6 +16,7 @@
 #include "common/macro.h"
 #include "daemon.h"
 #include "member/member.h"
+#include "net/durable.h"
 #include "order/order.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -56,32 +57,12 @@ client_store_error(struct conn *c, uint64_t id, int r, const char *what)
 
 /* ---- replies that wait for durability ---------------------------------- */
 
-struct durable_reply {
-	struct conn *conn;
-	uint64_t id;
-	uint8_t *packed;
-	size_t len;
-};
-
 static void
-client_synced(void *arg, int err)
+client_not_durable(struct conn *c, uint64_t id, int err)
 {
-	struct durable_reply *p = arg;
-
-	if (!conn_is_closing(p->conn)) {
-		if (err == 0) {
-			if (conn_send_packed(p->conn, p->packed, p->len) < 0)
-				conn_close_after_flush(p->conn);
-		} else {
-			log_err("%016" PRIx64 " client write not durable: %s",
-			    conn_id(p->conn), tr_strerror(err));
-			client_send_error(p->conn, p->id, E(STORE),
-			    "write not durable");
-		}
-	}
-	conn_unref(p->conn);
-	free(p->packed);
-	free(p);
+	log_err("%016" PRIx64 " client write not durable: %s", conn_id(c),
+	    tr_strerror(err));
+	client_send_error(c, id, E(STORE), "write not durable");
 }
 
 /* Send resp once the store has synced seq (group commit). */
@@ -89,24 +70,11 @@ static void
 client_reply_durable(struct conn *c, uint64_t seq, Response *resp)
 {
 	struct daemon *d = conn_ctx(c);
-	struct durable_reply *p;
 
 	d->requests++;
-	p = calloc(1, sizeof(*p));
-	if (p != NULL) {
-		p->len = protobuf_c_message_get_packed_size(&resp->base);
-		p->packed = malloc(p->len ? p->len : 1);
-	}
-	if (p == NULL || p->packed == NULL) {
-		free(p);
+	if (durable_send(c, d->store, seq, &resp->base, resp->id,
+	    client_not_durable) < 0)
 		client_send_error(c, resp->id, E(INTERNAL), "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(&resp->base, p->packed);
-	p->conn = conn_ref(c);
-	p->id = resp->id;
-	if (store_after_sync(d->store, seq, client_synced, p) < 0)
-		client_synced(p, -ENOMEM);
 }
 
 static void

@@ -18,6 +18,7 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
+#include "net/durable.h"
 #include "net/server.h"
 #include "store/store.h"
 
@@ -82,34 +83,14 @@ ctl_send_catalog_error(struct conn *c, const CtlRequest *req, int r,
 	conn_send(c, &resp.base);
 }
 
-/* A reply that may only go out once its write is on disk. */
-struct ctl_pending {
-	struct conn *conn;
-	uint64_t id;
-	uint8_t *packed;
-	size_t len;
-};
-
 static void
-ctl_synced(void *arg, int err)
+ctl_not_durable(struct conn *c, uint64_t id, int err)
 {
-	struct ctl_pending *p = arg;
+	char msg[128];
 
-	if (!conn_is_closing(p->conn)) {
-		if (err == 0) {
-			conn_send_packed(p->conn, p->packed, p->len);
-		} else {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "write not durable: %s",
-			    tr_strerror(err));
-			log_err("control: %s", msg);
-			ctl_send_error(p->conn, p->id,
-			    TWINROUTE__ERROR_CODE__ERR_STORE, msg);
-		}
-	}
-	conn_unref(p->conn);
-	free(p->packed);
-	free(p);
+	snprintf(msg, sizeof(msg), "write not durable: %s", tr_strerror(err));
+	log_err("control: %s", msg);
+	ctl_send_error(c, id, TWINROUTE__ERROR_CODE__ERR_STORE, msg);
 }
 
 /* Send resp once the store has synced seq. */
@@ -117,24 +98,12 @@ void
 ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp)
 {
 	struct daemon *d = conn_ctx(c);
-	struct ctl_pending *p;
 
 	d->requests++;
-	p = calloc(1, sizeof(*p));
-	if (p != NULL) {
-		p->len = protobuf_c_message_get_packed_size(&resp->base);
-		p->packed = malloc(p->len ? p->len : 1);
-	}
-	if (p == NULL || p->packed == NULL) {
-		free(p);
+	if (durable_send(c, d->store, seq, &resp->base, resp->id,
+	    ctl_not_durable) < 0)
 		ctl_send_error(c, resp->id, TWINROUTE__ERROR_CODE__ERR_INTERNAL,
 		    "out of memory (the change was made)");
-		return;
-	}
-	protobuf_c_message_pack(&resp->base, p->packed);
-	p->conn = conn_ref(c);
-	p->id = resp->id;
-	store_after_sync(d->store, seq, ctl_synced, p);
 }
 
 void

@@ -445,6 +445,90 @@ connect_server(struct ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
+/* One paged listing: how to ask for a page and what to do with its items. */
+struct pager {
+	enum xchg x;
+	/* Set req's body to ask for page_size items (0: the server's
+	 * default) after token (empty: from the start). */
+	void (*ask)(void *arg, Twinroute__Client__Request *req,
+	    ProtobufCBinaryData token, uint32_t page_size);
+	/* The reply's item count and the next page's token (empty on the
+	 * last page), pointing into the reply. */
+	void (*page)(const Twinroute__Client__Response *resp, size_t *ret_n,
+	    ProtobufCBinaryData *ret_next);
+	/* Output the reply's first n items; <0 on ENOMEM. */
+	int (*add)(void *arg, const Twinroute__Client__Response *resp,
+	    size_t n);
+};
+
+/*
+ * Follow a listing page by page to its last page, or until limit items
+ * (0: no limit), asking for page_size items at a time (0: the server's
+ * default). Returns CLI_EXIT_OK with the number of items output in
+ * *ret_got, else the exit code after the message.
+ */
+static int
+follow_pages(struct ctx *ctx, const struct pager *p, void *arg,
+    uint32_t page_size, uint32_t limit, uint32_t *ret_got)
+{
+	_cleanup_free_ uint8_t *token = NULL;
+	size_t token_len = 0;
+	uint32_t got = 0;
+	int r;
+
+	for (unsigned pages = 0;; pages++) {
+		_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
+		Twinroute__Client__Request req =
+		    TWINROUTE__CLIENT__REQUEST__INIT;
+		ProtobufCBinaryData next;
+		uint32_t want = page_size;
+		size_t total, n;
+
+		if (pages == CLIENT_PAGES_MAX)
+			return cli_fail("%s: more than %d pages: giving up",
+			    ctx->addr, CLIENT_PAGES_MAX);
+		if (limit > 0 && (page_size == 0 || page_size > limit - got))
+			want = limit - got;
+		p->ask(arg, &req, (ProtobufCBinaryData){ .len = token_len,
+		    .data = token }, want);
+		r = call(ctx, &req, p->x, &resp);
+		if (r != CLI_EXIT_OK)
+			return r;
+		p->page(resp, &total, &next);
+
+		n = total;
+		if (limit > 0 && n > limit - got)
+			n = limit - got;
+		if (p->add(arg, resp, n) < 0)
+			return cli_fail("out of memory");
+		got += (uint32_t)n;
+
+		if (next.len == 0 || (limit > 0 && got >= limit))
+			break;
+		if (total == 0)
+			return cli_fail("%s: an empty page that is not the "
+			    "last", ctx->addr);
+		free(token);
+		token = malloc(next.len);
+		if (!token)
+			return cli_fail("out of memory");
+		memcpy(token, next.data, next.len);
+		token_len = next.len;
+	}
+	*ret_got = got;
+	return CLI_EXIT_OK;
+}
+
+/* A listing: its request, kept across pages, and where its items go. */
+struct listing {
+	union {
+		Twinroute__Client__ListServices services;
+		Twinroute__Client__ListOrders orders;
+	} req;
+	json_object *json; /* --json: the array; else NULL */
+	struct out_table *table;
+};
+
 /* Rows ID CATEGORY NAME PRICE PROVIDER, with a rank first if rank > 0. */
 static int
 table_add_services(struct out_table *t, Twinroute__Service *const *v,
@@ -523,6 +607,43 @@ cmd_categories(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	return CLI_EXIT_OK;
 }
 
+static void
+services_ask(void *arg, Twinroute__Client__Request *req,
+    ProtobufCBinaryData token, uint32_t page_size)
+{
+	struct listing *l = arg;
+
+	l->req.services.page_size = page_size;
+	l->req.services.page_token = token;
+	req->list_services = &l->req.services;
+}
+
+static void
+services_page(const Twinroute__Client__Response *resp, size_t *ret_n,
+    ProtobufCBinaryData *ret_next)
+{
+	*ret_n = resp->services->n_services;
+	*ret_next = resp->services->next_page_token;
+}
+
+static int
+services_add(void *arg, const Twinroute__Client__Response *resp, size_t n)
+{
+	const struct listing *l = arg;
+	const Twinroute__Client__ServiceList *sl = resp->services;
+
+	if (l->json)
+		return out_json_add_services(l->json, sl->services, n);
+	return table_add_services(l->table, sl->services, n, 0);
+}
+
+static const struct pager services_pager = {
+	.x = XCHG_SERVICES,
+	.ask = services_ask,
+	.page = services_page,
+	.add = services_add,
+};
+
 static int
 cmd_services(struct ctx *ctx, const struct args_cmd *cmd, int argc,
     char **argv)
@@ -531,11 +652,10 @@ cmd_services(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	    "PROVIDER" };
 	_cleanup_(out_table_freep) struct out_table *t = NULL;
 	_cleanup_(json_object_putp) json_object *a = NULL;
-	_cleanup_free_ uint8_t *token = NULL;
 	struct args_opt opts[] = { { "category", NULL }, { "page-size", NULL },
 	    { "limit", NULL } };
-	uint32_t page_size = 0, limit = 0, got = 0;
-	size_t token_len = 0;
+	struct listing l;
+	uint32_t page_size = 0, limit = 0, got;
 	int r;
 
 	r = args_parse(cmd, &(const struct args_spec){ .opts = opts,
@@ -559,52 +679,12 @@ cmd_services(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 			return cli_fail("out of memory");
 		out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
 	}
-	for (unsigned pages = 0;; pages++) {
-		_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
-		Twinroute__Client__Request req =
-		    TWINROUTE__CLIENT__REQUEST__INIT;
-		Twinroute__Client__ListServices ls =
-		    TWINROUTE__CLIENT__LIST_SERVICES__INIT;
-		const Twinroute__Client__ServiceList *sl;
-		size_t n;
-
-		if (pages == CLIENT_PAGES_MAX)
-			return cli_fail("%s: more than %d pages: giving up",
-			    ctx->addr, CLIENT_PAGES_MAX);
-		if (opts[0].value)
-			ls.category = opts[0].value;
-		ls.page_size = page_size;
-		if (limit > 0 && (page_size == 0 || page_size > limit - got))
-			ls.page_size = limit - got;
-		ls.page_token.data = token;
-		ls.page_token.len = token_len;
-		req.list_services = &ls;
-		r = call(ctx, &req, XCHG_SERVICES, &resp);
-		if (r != CLI_EXIT_OK)
-			return r;
-		sl = resp->services;
-
-		n = sl->n_services;
-		if (limit > 0 && n > limit - got)
-			n = limit - got;
-		if (a ? out_json_add_services(a, sl->services, n) < 0 :
-		    table_add_services(t, sl->services, n, 0) < 0)
-			return cli_fail("out of memory");
-		got += (uint32_t)n;
-
-		if (sl->next_page_token.len == 0 || (limit > 0 && got >= limit))
-			break;
-		if (sl->n_services == 0)
-			return cli_fail("%s: an empty page that is not the "
-			    "last", ctx->addr);
-		free(token);
-		token = malloc(sl->next_page_token.len);
-		if (!token)
-			return cli_fail("out of memory");
-		memcpy(token, sl->next_page_token.data,
-		    sl->next_page_token.len);
-		token_len = sl->next_page_token.len;
-	}
+	l = (struct listing){ .req.services =
+	    TWINROUTE__CLIENT__LIST_SERVICES__INIT, .json = a, .table = t };
+	l.req.services.category = opts[0].value;
+	r = follow_pages(ctx, &services_pager, &l, page_size, limit, &got);
+	if (r != CLI_EXIT_OK)
+		return r;
 	if (a)
 		return cli_print_json(TAKE_PTR(a));
 	out_table_print(t, stdout);
@@ -1003,6 +1083,67 @@ cmd_order(struct ctx *ctx, const struct args_cmd *cmd, int argc, char **argv)
 	return r;
 }
 
+static void
+orders_ask(void *arg, Twinroute__Client__Request *req,
+    ProtobufCBinaryData token, uint32_t page_size)
+{
+	struct listing *l = arg;
+
+	l->req.orders.page_size = page_size;
+	l->req.orders.page_token = token;
+	req->list_orders = &l->req.orders;
+}
+
+static void
+orders_page(const Twinroute__Client__Response *resp, size_t *ret_n,
+    ProtobufCBinaryData *ret_next)
+{
+	*ret_n = resp->orders->n_orders;
+	*ret_next = resp->orders->next_page_token;
+}
+
+/* Rows ID SERVICE NAME QTY AMOUNT STATE CREATED, or JSON objects. */
+static int
+orders_add(void *arg, const Twinroute__Client__Response *resp, size_t n)
+{
+	const struct listing *l = arg;
+	const Twinroute__Client__OrderList *ol = resp->orders;
+
+	for (size_t i = 0; i < n; i++) {
+		const Twinroute__Order *o = ol->orders[i];
+
+		if (l->json) {
+			json_object *j = out_json_order(o);
+
+			if (!j || json_object_array_add(l->json, j) < 0) {
+				json_object_put(j);
+				return -ENOMEM;
+			}
+		} else {
+			char id[24], qty[16], amount[OUT_BUF_SIZE];
+			char created[OUT_BUF_SIZE];
+			const char *row[] = { id, o->service_id,
+			    o->service_name, qty, out_price(o->amount, amount,
+			    sizeof(amount)), out_order_state(o->state),
+			    out_time_ms(o->created_unix_ms, created,
+			    sizeof(created)) };
+
+			snprintf(id, sizeof(id), "%" PRIu64, o->id);
+			snprintf(qty, sizeof(qty), "%" PRIu32, o->quantity);
+			if (out_table_add(l->table, row) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static const struct pager orders_pager = {
+	.x = XCHG_LIST_ORDERS,
+	.ask = orders_ask,
+	.page = orders_page,
+	.add = orders_add,
+};
+
 static int
 cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
     char **argv)
@@ -1011,10 +1152,9 @@ cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	    "AMOUNT", "STATE", "CREATED" };
 	_cleanup_(out_table_freep) struct out_table *t = NULL;
 	_cleanup_(json_object_putp) json_object *a = NULL;
-	_cleanup_free_ uint8_t *token = NULL;
 	struct args_opt opts[] = { { "limit", NULL } };
-	uint32_t limit = 0, got = 0;
-	size_t token_len = 0;
+	struct listing l;
+	uint32_t limit = 0, got;
 	int r;
 
 	r = args_parse(cmd, &(const struct args_spec){ .opts = opts,
@@ -1040,73 +1180,11 @@ cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 		out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
 		out_table_set_align(t, 4, OUT_ALIGN_RIGHT);
 	}
-	for (unsigned pages = 0;; pages++) {
-		_cleanup_(resp_freep) Twinroute__Client__Response *resp = NULL;
-		Twinroute__Client__Request req =
-		    TWINROUTE__CLIENT__REQUEST__INIT;
-		Twinroute__Client__ListOrders lo =
-		    TWINROUTE__CLIENT__LIST_ORDERS__INIT;
-		const Twinroute__Client__OrderList *ol;
-		size_t n;
-
-		if (pages == CLIENT_PAGES_MAX)
-			return cli_fail("%s: more than %d pages: giving up",
-			    ctx->addr, CLIENT_PAGES_MAX);
-		if (limit > 0)
-			lo.page_size = limit - got;
-		lo.page_token.data = token;
-		lo.page_token.len = token_len;
-		req.list_orders = &lo;
-		r = call(ctx, &req, XCHG_LIST_ORDERS, &resp);
-		if (r != CLI_EXIT_OK)
-			return r;
-		ol = resp->orders;
-
-		n = ol->n_orders;
-		if (limit > 0 && n > limit - got)
-			n = limit - got;
-		for (size_t i = 0; i < n; i++) {
-			const Twinroute__Order *o = ol->orders[i];
-
-			if (a) {
-				json_object *j = out_json_order(o);
-
-				if (!j || json_object_array_add(a, j) < 0) {
-					json_object_put(j);
-					return cli_fail("out of memory");
-				}
-			} else {
-				char id[24], qty[16], amount[OUT_BUF_SIZE];
-				char created[OUT_BUF_SIZE];
-				const char *row[] = { id, o->service_id,
-				    o->service_name, qty, out_price(o->amount,
-				    amount, sizeof(amount)),
-				    out_order_state(o->state),
-				    out_time_ms(o->created_unix_ms, created,
-				    sizeof(created)) };
-
-				snprintf(id, sizeof(id), "%" PRIu64, o->id);
-				snprintf(qty, sizeof(qty), "%" PRIu32,
-				    o->quantity);
-				if (out_table_add(t, row) < 0)
-					return cli_fail("out of memory");
-			}
-		}
-		got += (uint32_t)n;
-
-		if (ol->next_page_token.len == 0 || (limit > 0 && got >= limit))
-			break;
-		if (ol->n_orders == 0)
-			return cli_fail("%s: an empty page that is not the "
-			    "last", ctx->addr);
-		free(token);
-		token = malloc(ol->next_page_token.len);
-		if (!token)
-			return cli_fail("out of memory");
-		memcpy(token, ol->next_page_token.data,
-		    ol->next_page_token.len);
-		token_len = ol->next_page_token.len;
-	}
+	l = (struct listing){ .req.orders = TWINROUTE__CLIENT__LIST_ORDERS__INIT,
+	    .json = a, .table = t };
+	r = follow_pages(ctx, &orders_pager, &l, 0, limit, &got);
+	if (r != CLI_EXIT_OK)
+		return r;
 	if (a)
 		return cli_print_json(TAKE_PTR(a));
 	if (got == 0) {
