@@ -101,6 +101,7 @@ struct store {
 
 	/* The loop's batch: a write transaction members nest into. */
 	MDB_txn *batch;
+	bool batch_deferred;         /* waiting for the running sync to end */
 	struct event *batch_ev;      /* commits the batch at the end of a round */
 	unsigned batch_members;
 
@@ -117,6 +118,7 @@ struct store {
 	bool sync_lock_init;
 	uint64_t committed;          /* last write seq (written by the loop) */
 	uint64_t wanted;             /* highest seq a waiter needs on disk */
+	bool syncing;                /* the sync thread is in mdb_env_sync */
 	struct timespec last_sync;   /* CLOCK_REALTIME, for the lazy sync */
 	uint64_t attempted;          /* highest seq a sync was tried for */
 	uint64_t synced;             /* highest seq a sync succeeded for */
@@ -244,11 +246,13 @@ store_sync_thread(void *arg)
 		if (s->stop)
 			break;
 		target = s->committed;
+		s->syncing = true;
 		pthread_mutex_unlock(&s->sync_lock);
 
 		rc = mdb_env_sync(s->env, 1);
 
 		pthread_mutex_lock(&s->sync_lock);
+		s->syncing = false;
 		s->attempted = target;
 		clock_gettime(CLOCK_REALTIME, &s->last_sync);
 		s->syncs++;
@@ -283,6 +287,7 @@ store_batch_commit(struct store *s)
 	uint64_t seq;
 	int r;
 
+	s->batch_deferred = false;
 	if (!s->batch)
 		return;
 	r = store_errno(mdb_txn_commit(s->batch));
@@ -315,10 +320,25 @@ store_last_seq(const struct store *s)
 	return s->committed + (s->batch ? 1 : 0);
 }
 
+/*
+ * The loop's round is over. While a sync is running, the batch stays open
+ * and takes the next rounds' writes too: its members could not be on disk
+ * before that sync ends anyway, and one commit then covers them all. The
+ * sync's end (store_sync_event) commits it.
+ */
 static void
 store_batch_event(evutil_socket_t fd _unused_, short what _unused_, void *arg)
 {
-	store_batch_commit(arg);
+	struct store *s = arg;
+	bool syncing;
+
+	pthread_mutex_lock(&s->sync_lock);
+	syncing = s->syncing;
+	pthread_mutex_unlock(&s->sync_lock);
+	if (syncing)
+		s->batch_deferred = true;
+	else
+		store_batch_commit(s);
 }
 
 /* Run, in order, every queued waiter the loop's view covers. */
@@ -363,6 +383,9 @@ store_sync_event(evutil_socket_t fd, short what _unused_, void *arg)
 	pthread_mutex_unlock(&s->sync_lock);
 
 	store_run_waiters(s);
+	/* A batch held back by that sync goes now. */
+	if (s->batch_deferred)
+		store_batch_commit(s);
 }
 
 static int
