@@ -146,8 +146,8 @@ static void store_batch_commit(struct store *s);
 /* Writes no reply waits for still reach the disk within this long. */
 #define STORE_LAZY_SYNC_MS 200
 
-static int
-store_errno(int rc)
+int
+store_mdb_errno(int rc)
 {
 	switch (rc) {
 	case MDB_SUCCESS:
@@ -260,7 +260,7 @@ store_sync_thread(void *arg)
 			s->synced = target;
 		} else {
 			s->failed = target;
-			s->failed_err = store_errno(rc);
+			s->failed_err = store_mdb_errno(rc);
 		}
 		pthread_mutex_unlock(&s->sync_lock);
 
@@ -290,7 +290,7 @@ store_batch_commit(struct store *s)
 	s->batch_deferred = false;
 	if (!s->batch)
 		return;
-	r = store_errno(mdb_txn_commit(s->batch));
+	r = store_mdb_errno(mdb_txn_commit(s->batch));
 	s->batch = NULL;
 	s->batch_members = 0;
 	pthread_mutex_lock(&s->sync_lock);
@@ -446,11 +446,11 @@ store_meta_check(struct store *s, MDB_txn *txn)
 		len = twinroute__store__meta__pack(&init, buf);
 		val.mv_size = len;
 		val.mv_data = buf;
-		return store_errno(mdb_put(txn, s->dbi[STORE_DB_META], &key,
+		return store_mdb_errno(mdb_put(txn, s->dbi[STORE_DB_META], &key,
 		    &val, 0));
 	}
 	if (rc != 0)
-		return store_errno(rc);
+		return store_mdb_errno(rc);
 
 	meta = twinroute__store__meta__unpack(NULL, val.mv_size, val.mv_data);
 	if (!meta)
@@ -467,11 +467,11 @@ store_init_dbs(struct store *s)
 	MDB_txn *txn;
 	int r;
 
-	r = store_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+	r = store_mdb_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < STORE_DB__COUNT; i++) {
-		r = store_errno(mdb_dbi_open(txn, store_db_names[i],
+		r = store_mdb_errno(mdb_dbi_open(txn, store_db_names[i],
 		    MDB_CREATE, &s->dbi[i]));
 		if (r < 0)
 			goto fail;
@@ -479,7 +479,7 @@ store_init_dbs(struct store *s)
 	r = store_meta_check(s, txn);
 	if (r < 0)
 		goto fail;
-	return store_errno(mdb_txn_commit(txn));
+	return store_mdb_errno(mdb_txn_commit(txn));
 fail:
 	mdb_txn_abort(txn);
 	return r;
@@ -519,28 +519,28 @@ store_open(const struct store_opts *opts, struct event_base *base,
 	}
 	s->sync_lock_init = true;
 
-	r = store_errno(mdb_env_create(&s->env));
+	r = store_mdb_errno(mdb_env_create(&s->env));
 	if (r < 0) {
 		s->env = NULL;
 		goto fail;
 	}
 	if (opts->map_size > 0) {
-		r = store_errno(mdb_env_set_mapsize(s->env, opts->map_size));
+		r = store_mdb_errno(mdb_env_set_mapsize(s->env, opts->map_size));
 		if (r < 0)
 			goto fail;
 	}
-	r = store_errno(mdb_env_set_maxdbs(s->env, STORE_DB__COUNT));
+	r = store_mdb_errno(mdb_env_set_maxdbs(s->env, STORE_DB__COUNT));
 	if (r < 0)
 		goto fail;
 	if (opts->max_readers > 0) {
-		r = store_errno(mdb_env_set_maxreaders(s->env,
+		r = store_mdb_errno(mdb_env_set_maxreaders(s->env,
 		    opts->max_readers));
 		if (r < 0)
 			goto fail;
 	}
 	if (base)
 		flags |= MDB_NOSYNC;
-	r = store_errno(mdb_env_open(s->env, opts->path, flags, 0600));
+	r = store_mdb_errno(mdb_env_open(s->env, opts->path, flags, 0600));
 	if (r < 0)
 		goto fail;
 
@@ -592,7 +592,7 @@ store_close(struct store *s)
 		if (rc == 0) {
 			s->synced = target;
 		} else {
-			final = store_errno(rc);
+			final = store_mdb_errno(rc);
 			s->failed = target;
 			s->failed_err = final;
 		}
@@ -656,7 +656,7 @@ store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn)
 	txn->s = s;
 	txn->rdonly = rdonly;
 	if (batch && !s->batch) {
-		r = store_errno(mdb_txn_begin(s->env, NULL, 0, &s->batch));
+		r = store_mdb_errno(mdb_txn_begin(s->env, NULL, 0, &s->batch));
 		if (r < 0) {
 			s->batch = NULL;
 			free(txn);
@@ -665,7 +665,7 @@ store_txn_begin(struct store *s, unsigned flags, struct store_txn **ret_txn)
 		event_active(s->batch_ev, 0, 0);
 	}
 	txn->nested = batch;
-	r = store_errno(mdb_txn_begin(s->env, batch ? s->batch : NULL,
+	r = store_mdb_errno(mdb_txn_begin(s->env, batch ? s->batch : NULL,
 	    rdonly ? MDB_RDONLY : 0, &txn->txn));
 	if (r < 0) {
 		free(txn);
@@ -718,7 +718,7 @@ store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
 	}
 
 	/* mdb_txn_commit frees the LMDB transaction even when it fails. */
-	r = store_errno(mdb_txn_commit(txn->txn));
+	r = store_mdb_errno(mdb_txn_commit(txn->txn));
 	s->write_open = false;
 	if (txn->nested) {
 		/* Into the batch: durable with the batch's seq. */
@@ -778,7 +778,7 @@ store_get(struct store_txn *txn, enum store_db db, const void *key,
 
 	k.mv_size = key_len;
 	k.mv_data = (void *)(uintptr_t)key;
-	r = store_errno(mdb_get(txn->txn, txn->s->dbi[db], &k, &v));
+	r = store_mdb_errno(mdb_get(txn->txn, txn->s->dbi[db], &k, &v));
 	if (r == -ENOENT)
 		return r;        /* an answer, not a failure */
 	if (r < 0)
@@ -810,7 +810,7 @@ store_put_flags(struct store_txn *txn, enum store_db db, const void *key,
 	k.mv_data = (void *)(uintptr_t)key;
 	v.mv_size = val_len;
 	v.mv_data = (void *)(uintptr_t)val;
-	r = store_errno(mdb_put(txn->txn, txn->s->dbi[db], &k, &v, flags));
+	r = store_mdb_errno(mdb_put(txn->txn, txn->s->dbi[db], &k, &v, flags));
 	if (r < 0)
 		return store_txn_fail(txn, r);
 	return 0;
@@ -846,7 +846,7 @@ store_del(struct store_txn *txn, enum store_db db, const void *key,
 
 	k.mv_size = key_len;
 	k.mv_data = (void *)(uintptr_t)key;
-	r = store_errno(mdb_del(txn->txn, txn->s->dbi[db], &k, NULL));
+	r = store_mdb_errno(mdb_del(txn->txn, txn->s->dbi[db], &k, NULL));
 	if (r < 0)
 		return store_txn_fail(txn, r);
 	return 0;
@@ -880,12 +880,12 @@ store_iter(struct store_txn *txn, enum store_db db, const void *from,
 		op = MDB_SET_RANGE;
 	}
 
-	r = store_errno(mdb_cursor_open(txn->txn, txn->s->dbi[db], &cur));
+	r = store_mdb_errno(mdb_cursor_open(txn->txn, txn->s->dbi[db], &cur));
 	if (r < 0)
 		return store_txn_fail(txn, r);
 
 	for (;;) {
-		int rc = store_errno(mdb_cursor_get(cur, &k, &v, op));
+		int rc = store_mdb_errno(mdb_cursor_get(cur, &k, &v, op));
 
 		if (rc == -ENOENT) {
 			r = 0;

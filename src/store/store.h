@@ -29,6 +29,14 @@ enum store_db {
 struct store;
 struct store_txn;
 
+/*
+ * An LMDB return code as the project's: 0, -ENOENT (MDB_NOTFOUND),
+ * -ENOSPC (MDB_MAP_FULL), -TR_EEXISTS (MDB_KEYEXIST), -EINVAL
+ * (MDB_BAD_VALSIZE), -errno for system errors, else -EIO. For every
+ * LMDB environment of the daemon, the vault's included.
+ */
+int store_mdb_errno(int rc);
+
 struct store_opts {
 	const char *path;       /* directory; created 0700 if missing */
 	size_t map_size;        /* bytes */

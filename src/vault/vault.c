@@ -1395,7 +1395,7 @@ vault_reseal_all(struct vault *v, struct vault_txn *t, struct vault_gcm *ng,
 	uint32_t count = 0;
 	int r, rc;
 
-	r = vault_db_errno(mdb_cursor_open(t->txn, v->db.dbi[VDB_CARDS], &cur));
+	r = store_mdb_errno(mdb_cursor_open(t->txn, v->db.dbi[VDB_CARDS], &cur));
 	if (r < 0) {
 		vault_set(y, VAULT_ERROR, "store: %s", strerror(-r));
 		return y->code;
@@ -1442,7 +1442,7 @@ vault_reseal_all(struct vault *v, struct vault_txn *t, struct vault_gcm *ng,
 	}
 	mdb_cursor_close(cur);
 	if (code == VAULT_OK && rc != MDB_NOTFOUND) {
-		t->ret = vault_db_errno(rc);
+		t->ret = store_mdb_errno(rc);
 		vault_set(y, VAULT_ERROR, "store: %s", strerror(-t->ret));
 		code = y->code;
 	}
@@ -1461,7 +1461,7 @@ vault_drop_keys(struct vault *v, struct vault_txn *t, uint32_t keep)
 	int r, rc;
 
 	vault_be32(want, keep);
-	r = vault_db_errno(mdb_cursor_open(t->txn, v->db.dbi[VDB_KEYS], &cur));
+	r = store_mdb_errno(mdb_cursor_open(t->txn, v->db.dbi[VDB_KEYS], &cur));
 	if (r < 0)
 		return r;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
@@ -1475,7 +1475,7 @@ vault_drop_keys(struct vault *v, struct vault_txn *t, uint32_t keep)
 	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND) {
-		t->ret = vault_db_errno(rc);
+		t->ret = store_mdb_errno(rc);
 		return t->ret;
 	}
 	return 0;

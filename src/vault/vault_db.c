@@ -33,6 +33,7 @@
 #include <lmdb.h>
 
 #include "common/errcode.h"
+#include "store/store.h"
 #include "vault/vault_int.h"
 
 #define VAULT_MAP_SIZE_DEFAULT (64ull << 20)
@@ -44,25 +45,6 @@ static const char *const vault_db_names[VDB__COUNT] = {
     [VDB_CARDS] = "cards",
     [VDB_SPENDS] = "spends",
 };
-
-int
-vault_db_errno(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS:
-		return 0;
-	case MDB_NOTFOUND:
-		return -ENOENT;
-	case MDB_MAP_FULL:
-		return -ENOSPC;
-	case MDB_KEYEXIST:
-		return -TR_EEXISTS;
-	case MDB_BAD_VALSIZE:
-		return -EINVAL;
-	default:
-		return rc > 0 ? -rc : -EIO;
-	}
-}
 
 /* The directory: ours, a directory, no group or other access. */
 static int
@@ -92,9 +74,9 @@ vault_db_prealloc(struct vault_db *db)
 	MDB_envinfo info;
 	int fd, r;
 
-	r = vault_db_errno(mdb_env_get_fd(db->env, &fd));
+	r = store_mdb_errno(mdb_env_get_fd(db->env, &fd));
 	if (r == 0)
-		r = vault_db_errno(mdb_env_info(db->env, &info));
+		r = store_mdb_errno(mdb_env_info(db->env, &info));
 	if (r < 0)
 		return r;
 	r = posix_fallocate(fd, 0, (off_t)info.me_mapsize);
@@ -114,7 +96,7 @@ vault_db_open(struct vault_db *db, const char *path, uint64_t map_size)
 	r = vault_db_dir(path);
 	if (r < 0)
 		return r;
-	r = vault_db_errno(mdb_env_create(&db->env));
+	r = store_mdb_errno(mdb_env_create(&db->env));
 	if (r < 0)
 		return r;
 	if (!map_size)
@@ -123,30 +105,30 @@ vault_db_open(struct vault_db *db, const char *path, uint64_t map_size)
 		r = -EINVAL;
 		goto fail;
 	}
-	r = vault_db_errno(mdb_env_set_maxdbs(db->env, VAULT_MAXDBS));
+	r = store_mdb_errno(mdb_env_set_maxdbs(db->env, VAULT_MAXDBS));
 	if (r == 0)
-		r = vault_db_errno(
+		r = store_mdb_errno(
 		    mdb_env_set_mapsize(db->env, (size_t)map_size));
 	if (r == 0)
-		r = vault_db_errno(mdb_env_open(db->env, path,
+		r = store_mdb_errno(mdb_env_open(db->env, path,
 		    MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600));
 	if (r == 0)
 		r = vault_db_prealloc(db);
 	if (r < 0)
 		goto fail;
 
-	r = vault_db_errno(mdb_txn_begin(db->env, NULL, 0, &txn));
+	r = store_mdb_errno(mdb_txn_begin(db->env, NULL, 0, &txn));
 	if (r < 0)
 		goto fail;
 	for (size_t i = 0; i < VDB__COUNT; i++) {
-		r = vault_db_errno(mdb_dbi_open(
+		r = store_mdb_errno(mdb_dbi_open(
 		    txn, vault_db_names[i], MDB_CREATE, &db->dbi[i]));
 		if (r < 0) {
 			mdb_txn_abort(txn);
 			goto fail;
 		}
 	}
-	r = vault_db_errno(mdb_txn_commit(txn));
+	r = store_mdb_errno(mdb_txn_commit(txn));
 	if (r < 0)
 		goto fail;
 	return 0;
@@ -169,7 +151,7 @@ vault_db_close(struct vault_db *db)
 int
 vault_db_sync(struct vault_db *db)
 {
-	return vault_db_errno(mdb_env_sync(db->env, 1));
+	return store_mdb_errno(mdb_env_sync(db->env, 1));
 }
 
 int
@@ -178,7 +160,7 @@ vault_txn_begin(struct vault_db *db, bool rdonly, struct vault_txn *ret_t)
 	MDB_txn *txn;
 	int r;
 
-	r = vault_db_errno(
+	r = store_mdb_errno(
 	    mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn));
 	if (r < 0)
 		return r;
@@ -199,7 +181,7 @@ vault_txn_commit(struct vault_txn *t)
 		r = t->ret;
 		mdb_txn_abort(t->txn);
 	} else {
-		r = vault_db_errno(mdb_txn_commit(t->txn));
+		r = store_mdb_errno(mdb_txn_commit(t->txn));
 	}
 	t->txn = NULL;
 	return r;
@@ -238,7 +220,7 @@ vault_get(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen,
 
 	if (t->ret < 0)
 		return t->ret;
-	r = vault_db_errno(mdb_get(t->txn, t->db->dbi[db], &k, &v));
+	r = store_mdb_errno(mdb_get(t->txn, t->db->dbi[db], &k, &v));
 	if (r == -ENOENT)
 		return r;
 	if (r < 0)
@@ -256,7 +238,7 @@ vault_put(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen,
 
 	if (t->ret < 0)
 		return t->ret;
-	r = vault_db_errno(mdb_put(t->txn, t->db->dbi[db], &k, &v, 0));
+	r = store_mdb_errno(mdb_put(t->txn, t->db->dbi[db], &k, &v, 0));
 	return r < 0 ? vault_txn_fail(t, r) : 0;
 }
 
@@ -268,7 +250,7 @@ vault_del(struct vault_txn *t, enum vault_dbi db, const void *key, size_t klen)
 
 	if (t->ret < 0)
 		return t->ret;
-	r = vault_db_errno(mdb_del(t->txn, t->db->dbi[db], &k, NULL));
+	r = store_mdb_errno(mdb_del(t->txn, t->db->dbi[db], &k, NULL));
 	return r < 0 ? vault_txn_fail(t, r) : 0;
 }
 
@@ -280,7 +262,7 @@ vault_count(struct vault_txn *t, enum vault_dbi db, size_t *ret_n)
 
 	if (t->ret < 0)
 		return t->ret;
-	r = vault_db_errno(mdb_stat(t->txn, t->db->dbi[db], &st));
+	r = store_mdb_errno(mdb_stat(t->txn, t->db->dbi[db], &st));
 	if (r < 0)
 		return vault_txn_fail(t, r);
 	*ret_n = st.ms_entries;

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "common/macro.h"
+#include "store/store.h"
 #include "vault/vault.h"
 
 #define VAULT_ID_SIZE 8	  /* random, made at init, in every share */
@@ -54,7 +55,6 @@ struct vault_txn {
 int vault_db_open(struct vault_db *db, const char *path, uint64_t map_size);
 void vault_db_close(struct vault_db *db);
 int vault_db_sync(struct vault_db *db);
-int vault_db_errno(int rc);
 
 int vault_txn_begin(struct vault_db *db, bool rdonly, struct vault_txn *ret_t);
 /* Commits unless an operation failed: then aborts and returns that. */
