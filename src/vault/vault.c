@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,6 +166,7 @@ struct vault {
 	struct vault_slot *req_head, **req_tail;
 	bool idle;
 	bool stop;
+	bool spin;                   /* another CPU can run the loop meanwhile */
 
 	/* Replies, under rep_lock. */
 	pthread_mutex_t rep_lock;
@@ -2172,7 +2174,7 @@ vault_thread(void *arg)
 		struct timespec due;
 		bool stop;
 
-		if (worked)
+		if (worked && v->spin)
 			vault_spin(v);
 		pthread_mutex_lock(&v->req_lock);
 		while (!v->req_head && !v->stop) {
@@ -2562,6 +2564,14 @@ vault_open(const struct vault_opts *opts, struct event_base *base,
 		r = vault_open_key_file(v);
 		if (r < 0)
 			goto fail;
+	}
+
+	/* Spinning on the loop's only CPU would only take it from the loop. */
+	{
+		cpu_set_t cpus;
+
+		v->spin = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		    CPU_COUNT(&cpus) > 1;
 	}
 
 	v->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
