@@ -36,6 +36,9 @@ enum config_type {
 	CONFIG_T_DURATION,      /* uint32_t seconds, s/m/h/d suffixes */
 	CONFIG_T_UINT,          /* uint32_t, plain decimal */
 	CONFIG_T_BOOL,          /* bool: yes/no, true/false, on/off, 1/0 */
+	CONFIG_T_STRING,        /* printable UTF-8 text, at most 255 bytes, or "" */
+	CONFIG_T_HOSTPORT_OPT,  /* CONFIG_T_HOSTPORT or "" (unset) */
+	CONFIG_T_STARTTLS,      /* never, when-available, required */
 };
 
 struct config_key {
@@ -123,6 +126,46 @@ static const struct config_key config_keys[] = {
 	    FIELD(orders_quantity_max), 1, 1000000 },
 	{ "orders", "idempotency_ttl", CONFIG_T_DURATION,
 	    FIELD(orders_idempotency_ttl), 60, 30 * DAY_SECS },
+
+	{ "mail", "relay", CONFIG_T_HOSTPORT, FIELD(mail_relay), 0, 0 },
+	{ "mail", "starttls", CONFIG_T_STARTTLS, FIELD(mail_starttls), 0, 0 },
+	{ "mail", "user", CONFIG_T_STRING, FIELD(mail_user), 0, 0 },
+	{ "mail", "password_file", CONFIG_T_PATH_OPT,
+	    FIELD(mail_password_file), 0, 0 },
+	{ "mail", "ca_file", CONFIG_T_PATH_OPT, FIELD(mail_ca_file), 0, 0 },
+	{ "mail", "timeout", CONFIG_T_DURATION, FIELD(mail_timeout), 1, 3600 },
+	{ "mail", "batch_size", CONFIG_T_UINT, FIELD(mail_batch_size), 1, 1000 },
+	{ "mail", "from", CONFIG_T_STRING, FIELD(mail_from), 0, 0 },
+	{ "mail", "from_name", CONFIG_T_STRING, FIELD(mail_from_name), 0, 0 },
+	{ "mail", "domain", CONFIG_T_STRING, FIELD(mail_domain), 0, 0 },
+	{ "mail", "broker_name", CONFIG_T_STRING, FIELD(mail_broker_name),
+	    0, 0 },
+	{ "mail", "template", CONFIG_T_PATH_OPT, FIELD(mail_template), 0, 0 },
+	{ "mail", "token_lifetime", CONFIG_T_DURATION,
+	    FIELD(mail_token_lifetime), 1, 30 * DAY_SECS },
+	{ "mail", "retry_min", CONFIG_T_DURATION, FIELD(mail_retry_min),
+	    1, DAY_SECS },
+	{ "mail", "retry_max", CONFIG_T_DURATION, FIELD(mail_retry_max),
+	    1, 7 * DAY_SECS },
+	{ "mail", "max_age", CONFIG_T_DURATION, FIELD(mail_max_age),
+	    1, 30 * DAY_SECS },
+
+	{ "lmtp", "socket", CONFIG_T_SOCKET_OPT, FIELD(lmtp_socket), 0, 0 },
+	{ "lmtp", "listen", CONFIG_T_HOSTPORT_OPT, FIELD(lmtp_listen), 0, 0 },
+	{ "lmtp", "max_message", CONFIG_T_SIZE, FIELD(lmtp_max_message),
+	    4 * KIB, 64 * MIB },
+	{ "lmtp", "max_line", CONFIG_T_SIZE, FIELD(lmtp_max_line),
+	    1000, 64 * KIB },
+	{ "lmtp", "max_recipients", CONFIG_T_UINT, FIELD(lmtp_max_recipients),
+	    1, 1000 },
+	{ "lmtp", "max_connections", CONFIG_T_UINT,
+	    FIELD(lmtp_max_connections), 1, 10000 },
+	{ "lmtp", "idle_timeout", CONFIG_T_DURATION, FIELD(lmtp_idle_timeout),
+	    1, DAY_SECS },
+	{ "lmtp", "require_authentication", CONFIG_T_BOOL,
+	    FIELD(lmtp_require_authentication), 0, 0 },
+	{ "lmtp", "authserv_id", CONFIG_T_STRING, FIELD(lmtp_authserv_id),
+	    0, 0 },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -152,6 +195,9 @@ config_is_string(enum config_type type)
 	case CONFIG_T_HOSTPORT:
 	case CONFIG_T_GROUP_OPT:
 	case CONFIG_T_FACILITY:
+	case CONFIG_T_STRING:
+	case CONFIG_T_HOSTPORT_OPT:
+	case CONFIG_T_STARTTLS:
 		return true;
 	case CONFIG_T_LOG_LEVEL:
 	case CONFIG_T_LOG_TARGET:
@@ -532,6 +578,20 @@ config_store_uint(void *field, size_t width, uint64_t v)
 	}
 }
 
+/* Free text: at most 255 bytes, no control characters. */
+static bool
+config_text_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 /*
  * Parse value for key k into cfg. 0, or -EINVAL / -ENOMEM with the
  * reason (without file, line and key) in reason.
@@ -566,9 +626,28 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 		}
 		break;
 	case CONFIG_T_HOSTPORT:
+	case CONFIG_T_HOSTPORT_OPT:
+		if (!*value && k->type == CONFIG_T_HOSTPORT_OPT)
+			break;
 		if (config_parse_hostport(value) < 0) {
 			snprintf(reason, reason_size,
 			    "not a host:port or [address]:port: %s", value);
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_T_STRING:
+		if (!config_text_ok(value)) {
+			snprintf(reason, reason_size,
+			    "not printable text of at most 255 bytes");
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_T_STARTTLS:
+		if (strcmp(value, "never") != 0 &&
+		    strcmp(value, "when-available") != 0 &&
+		    strcmp(value, "required") != 0) {
+			snprintf(reason, reason_size,
+			    "not never, when-available or required: %s", value);
 			return -EINVAL;
 		}
 		break;
@@ -942,6 +1021,36 @@ config_derive(char **field, const char *dir, const char *name)
 	return 0;
 }
 
+static bool
+config_domain_ok(const char *d)
+{
+	return config_host_ok(d, strlen(d));
+}
+
+/* user@domain with a plausible domain, as mail.from must be. */
+static bool
+config_addr_ok(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	if (!at || at == a || strchr(a, ' ') || strchr(a, '<') ||
+	    strchr(a, '>') || strchr(a, '"'))
+		return false;
+	return config_domain_ok(at + 1);
+}
+
+static bool
+config_loopback(const char *hostport)
+{
+	char host[CONFIG_HOST_MAX];
+	uint16_t port;
+
+	if (config_split_hostport(hostport, host, &port) < 0)
+		return false;
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+	    strcmp(host, "localhost") == 0;
+}
+
 int
 config_finish(struct config *cfg, struct config_err *err)
 {
@@ -960,7 +1069,8 @@ config_finish(struct config *cfg, struct config_err *err)
 	    "control.sock") < 0 ||
 	    config_derive(&cfg->vault_path, cfg->state_dir, "vault") < 0 ||
 	    config_derive(&cfg->vault_audit_log, cfg->state_dir,
-	    "audit.log") < 0) {
+	    "audit.log") < 0 ||
+	    config_derive(&cfg->lmtp_socket, cfg->state_dir, "lmtp.sock") < 0) {
 		config_set_err(err, "out of memory");
 		return -ENOMEM;
 	}
@@ -993,6 +1103,35 @@ config_finish(struct config *cfg, struct config_err *err)
 		return config_finish_fail(cfg, err,
 		    "control.socket: socket path longer than %d bytes: %s",
 		    CONFIG_SOCKET_PATH_MAX, cfg->control_socket);
+	if (strlen(cfg->lmtp_socket) > CONFIG_SOCKET_PATH_MAX)
+		return config_finish_fail(cfg, err,
+		    "lmtp.socket: socket path longer than %d bytes: %s",
+		    CONFIG_SOCKET_PATH_MAX, cfg->lmtp_socket);
+	if (*cfg->mail_user && !*cfg->mail_password_file)
+		return config_finish_fail(cfg, err,
+		    "mail.user: set without mail.password_file");
+	if (*cfg->mail_password_file && !*cfg->mail_user)
+		return config_finish_fail(cfg, err,
+		    "mail.password_file: set without mail.user");
+	if (!config_addr_ok(cfg->mail_from))
+		return config_finish_fail(cfg, err,
+		    "mail.from: not an address like user@example.org: %s",
+		    cfg->mail_from);
+	if (!config_domain_ok(cfg->mail_domain))
+		return config_finish_fail(cfg, err,
+		    "mail.domain: not a domain name: %s", cfg->mail_domain);
+	if (cfg->mail_retry_min > cfg->mail_retry_max)
+		return config_finish_fail(cfg, err,
+		    "mail.retry_min: more than mail.retry_max (%" PRIu32
+		    "s): %" PRIu32 "s", cfg->mail_retry_max,
+		    cfg->mail_retry_min);
+	if (cfg->lmtp_require_authentication && !*cfg->lmtp_authserv_id)
+		return config_finish_fail(cfg, err,
+		    "lmtp.require_authentication: yes without lmtp.authserv_id");
+	if (*cfg->lmtp_listen && !config_loopback(cfg->lmtp_listen))
+		return config_finish_fail(cfg, err,
+		    "lmtp.listen: not a loopback address (127.0.0.0/8, [::1], localhost): %s",
+		    cfg->lmtp_listen);
 	return 0;
 }
 
@@ -1021,6 +1160,18 @@ config_defaults(struct config *cfg)
 		.login_address_window = 60,
 		.orders_quantity_max = 100,
 		.orders_idempotency_ttl = DAY_SECS,
+		.mail_timeout = 60,
+		.mail_batch_size = 20,
+		.mail_token_lifetime = DAY_SECS,
+		.mail_retry_min = 60,
+		.mail_retry_max = 60 * 60,
+		.mail_max_age = DAY_SECS,
+		.lmtp_max_message = MIB,
+		.lmtp_max_line = 4 * KIB,
+		.lmtp_max_recipients = 20,
+		.lmtp_max_connections = 16,
+		.lmtp_idle_timeout = 5 * 60,
+		.lmtp_require_authentication = false,
 	};
 	cfg->state_dir = strdup(CONFIG_STATE_DIR_DEFAULT);
 	cfg->pid_file = strdup("");
@@ -1034,6 +1185,25 @@ config_defaults(struct config *cfg)
 	cfg->vault_path = strdup("");
 	cfg->vault_key_file = strdup("");
 	cfg->vault_audit_log = strdup("");
+	cfg->mail_relay = strdup("127.0.0.1:25");
+	cfg->mail_starttls = strdup("when-available");
+	cfg->mail_user = strdup("");
+	cfg->mail_password_file = strdup("");
+	cfg->mail_ca_file = strdup("");
+	cfg->mail_from = strdup("twinroute@localhost");
+	cfg->mail_from_name = strdup("twinroute");
+	cfg->mail_domain = strdup("localhost");
+	cfg->mail_broker_name = strdup("twinroute");
+	cfg->mail_template = strdup("");
+	cfg->lmtp_socket = strdup("");
+	cfg->lmtp_listen = strdup("");
+	cfg->lmtp_authserv_id = strdup("");
+	for (size_t i = 0; i < CONFIG_N_KEYS; i++)
+		if (config_is_string(config_keys[i].type) &&
+		    !*config_string_field(cfg, &config_keys[i])) {
+			config_free(cfg);
+			return -ENOMEM;
+		}
 	if (!cfg->vault_path || !cfg->vault_key_file || !cfg->vault_audit_log ||
 	    !cfg->state_dir || !cfg->pid_file || !cfg->syslog_facility ||
 	    !cfg->store_path || !cfg->client_listen || !cfg->client_tls_cert ||

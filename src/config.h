@@ -71,6 +71,35 @@ struct config {
 	uint32_t orders_quantity_max;  /* default 100 */
 	uint32_t orders_idempotency_ttl; /* seconds an idempotency key is kept, default 24 h */
 
+	/* [mail] */
+	char *mail_relay;         /* default 127.0.0.1:25 */
+	char *mail_starttls;      /* never | when-available (default) | required */
+	char *mail_user;          /* default "": no SMTP AUTH */
+	char *mail_password_file; /* default "" */
+	char *mail_ca_file;       /* default "": the system's CA store */
+	uint32_t mail_timeout;    /* seconds per SMTP exchange, default 60 */
+	uint32_t mail_batch_size; /* messages per SMTP session, default 20 */
+	char *mail_from;          /* default twinroute@localhost */
+	char *mail_from_name;     /* default twinroute */
+	char *mail_domain;        /* confirm+TOKEN@DOMAIN, default localhost */
+	char *mail_broker_name;   /* default twinroute */
+	char *mail_template;      /* default "": the embedded template */
+	uint32_t mail_token_lifetime; /* seconds, default 24 h */
+	uint32_t mail_retry_min;  /* first retry after, default 1 min */
+	uint32_t mail_retry_max;  /* longest wait between retries, default 1 h */
+	uint32_t mail_max_age;    /* give up after, default 24 h */
+
+	/* [lmtp] */
+	char *lmtp_socket;        /* default STATE_DIR/lmtp.sock */
+	char *lmtp_listen;        /* default "": no TCP; loopback only */
+	uint32_t lmtp_max_message; /* default 1 MiB */
+	uint32_t lmtp_max_line;   /* default 4 KiB */
+	uint32_t lmtp_max_recipients; /* default 20 */
+	uint32_t lmtp_max_connections; /* default 16 */
+	uint32_t lmtp_idle_timeout; /* seconds, default 5 min */
+	bool lmtp_require_authentication; /* default no */
+	char *lmtp_authserv_id;   /* trusted Authentication-Results id, default "" */
+
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;
 };

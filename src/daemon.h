@@ -19,6 +19,8 @@ struct catalog;
 struct listener;
 struct vault;
 struct worker;
+struct mailer;
+struct lmtp_listen;
 
 struct daemon {
 	struct event_base *base;
@@ -29,6 +31,8 @@ struct daemon {
 	struct listener *control_l;
 	struct vault *vault;      /* the sealed card vault's thread */
 	struct worker *hasher;    /* scrypt, off the loop */
+	struct mailer *mailer;    /* confirmations out, replies in */
+	struct lmtp_listen *lmtp; /* where the MTA delivers replies */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "ctl/ctl.h"
 #include "daemon.h"
+#include "mail/mailer.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -429,6 +430,9 @@ main(int argc, char **argv)
 			fatalx("vault %s: %s", cfg.vault_path, r == -EPERM ?
 			    "the vault directory must be ours" : tr_strerror(r));
 	}
+	r = mailer_open(d, &d->mailer);
+	if (r < 0)
+		fatalx("mail: %s", tr_strerror(r));
 	client_order_recover(d);
 
 	if (cfg.client_tls_cert[0] != '\0') {
@@ -459,6 +463,12 @@ main(int argc, char **argv)
 			log_warn("control socket: cannot give it to group %s",
 			    cfg.control_admin_group);
 	}
+	r = lmtp_listen_open(d, d->mailer, &d->lmtp);
+	if (r < 0)
+		fatalx("lmtp listener %s%s%s: %s", cfg.lmtp_socket,
+		    cfg.lmtp_listen[0] ? " / " : "", cfg.lmtp_listen,
+		    r == -EADDRINUSE ? "another twinrouted is running there" :
+		    tr_strerror(r));
 	write_addr_file(d);
 
 	sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
@@ -472,10 +482,12 @@ main(int argc, char **argv)
 		size_t np, ns;
 		catalog_counts(d->catalog, &np, &ns);
 		log_info("twinrouted %s ready: client %s%s, control %s, store %s "
-		    "(%zu providers, %zu services), vault %s", TR_VERSION,
+		    "(%zu providers, %zu services), vault %s, lmtp %s, mail "
+		    "relay %s", TR_VERSION,
 		    listener_address(d->client_l), ssl_ctx ? " (TLS)" : "",
 		    listener_address(d->control_l), cfg.store_path, np, ns,
-		    cfg.vault_path);
+		    cfg.vault_path, lmtp_listen_address(d->lmtp),
+		    cfg.mail_relay);
 	}
 
 	event_base_dispatch(d->base);
@@ -484,10 +496,15 @@ main(int argc, char **argv)
 		unlink(addr_file);
 	d->client_l = listener_free(d->client_l);
 	d->control_l = listener_free(d->control_l);
+	lmtp_listen_free(d->lmtp);
+	d->lmtp = NULL;
 	d->vault = vault_close(d->vault);
 	d->hasher = worker_stop(d->hasher);
 	d->catalog = catalog_free(d->catalog);
 	d->store = store_close(d->store);
+	/* After the store: its last waiters may still hand it jobs. */
+	mailer_free(d->mailer);
+	d->mailer = NULL;
 	if (shutdown_timer)
 		event_free(shutdown_timer);
 	event_free(sig_term);

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon.h"
+#include "mail/mailer.h"
 #include "member/member.h"
 #include "net/durable.h"
 #include "order/order.h"
@@ -137,6 +138,8 @@ client_order_changed(struct daemon *d, uint64_t seq, const Order *o,
 	struct event_push *ep;
 	Order bare = *o;
 
+	if (o->state == ST(AUTHORIZED))
+		mailer_kick(d->mailer, o->id, seq);
 	if (watch_lists == NULL || htab_get(watch_lists, o->member) == NULL)
 		return;
 	bare.n_history = 0;

@@ -80,6 +80,12 @@ const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	    "show an order with its history", CTL_F_READONLY },
 	[CTL_ORDER_CANCEL] = { "order cancel", "ID",
 	    "cancel an order that has not been dispatched", 0 },
+	[CTL_QUEUE_MAIL] = { "queue mail", "",
+	    "confirmations not sent yet (queued, deferred, sending) and the "
+	    "mailer's counters", CTL_F_READONLY },
+	[CTL_ORDER_RESEND_CONFIRMATION] = { "order resend-confirmation", "ID",
+	    "send an order's confirmation again, with a new token (the old "
+	    "one stops working)", 0 },
 };
 
 int

@@ -8,12 +8,14 @@
 #include <time.h>
 
 #include "client/session.h"
+#include "common/be64.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "ctl/ctl.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
+#include "mail/mailer.h"
 #include "order/order.h"
 #include "store/store.h"
 
@@ -290,6 +292,181 @@ ctl_order_cancel(struct conn *c, const CtlRequest *req)
 		ctl_audit(c, o->member, false, "order %" PRIu64 " cancelled "
 		    "(was %s)", o->id, order_strstate(from));
 		client_order_changed(d, seq, o, from, "admin: cancel");
+		resp.id = req->id;
+		resp.n_orders = 1;
+		resp.orders = &o;
+		ctl_reply_durable(c, seq, &resp);
+	}
+	twinroute__order__free_unpacked(o, NULL);
+}
+
+/* ---- the mail route ------------------------------------------------- */
+
+struct mail_queue_scan {
+	struct daemon *d;
+	Twinroute__Ctl__MailQueueEntry *e;
+	Twinroute__Ctl__MailQueueEntry **v;
+	Twinroute__Store__MailJob **jobs;
+	size_t n, cap;
+	uint64_t now;
+};
+
+static int
+mail_queue_cb(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct mail_queue_scan *q = arg;
+	Twinroute__Store__MailJob *job;
+	Twinroute__Ctl__MailQueueEntry *e;
+
+	(void)key;
+	if (key_len != 8)
+		return 0;
+	if (q->n == q->cap)
+		return 1;
+	job = twinroute__store__mail_job__unpack(NULL, val_len, val);
+	if (!job)
+		return 0;
+	e = &q->e[q->n];
+	twinroute__ctl__mail_queue_entry__init(e);
+	e->order_id = job->order_id;
+	e->member = job->member;
+	e->state = unconst(mailer_sending(q->d->mailer, job->order_id) ?
+	    "SENDING" : job->next_attempt_unix_ms > q->now ? "DEFERRED" :
+	    "QUEUED");
+	e->attempts = job->attempts;
+	e->created_unix_ms = job->created_unix_ms;
+	e->next_attempt_unix_ms = job->next_attempt_unix_ms;
+	e->last_error = job->last_error;
+	e->resend = job->resend;
+	q->v[q->n] = e;
+	q->jobs[q->n++] = job;
+	return 0;
+}
+
+static int
+count_cb(const void *key, size_t key_len, const void *val, size_t val_len,
+    void *arg)
+{
+	(void)key;
+	(void)key_len;
+	(void)val;
+	(void)val_len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+void
+ctl_queue_mail(struct conn *c, const CtlRequest *req)
+{
+	struct daemon *d = conn_ctx(c);
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	Twinroute__Ctl__MailStats ms = TWINROUTE__CTL__MAIL_STATS__INIT;
+	struct mail_queue_scan q = { .d = d, .now = now_ms() };
+	struct mailer_stats st;
+	struct store_txn *txn;
+	uint32_t limit = req->filter && req->filter->limit ?
+	    req->filter->limit : 1000;
+	int r;
+
+	q.cap = limit;
+	q.e = calloc(q.cap, sizeof(*q.e));
+	q.v = calloc(q.cap, sizeof(*q.v));
+	q.jobs = calloc(q.cap, sizeof(*q.jobs));
+	if (!q.e || !q.v || !q.jobs) {
+		ctl_store_error(c, req->id, -ENOMEM, "queue mail");
+		goto out;
+	}
+	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
+	if (r == 0) {
+		r = store_iter(txn, STORE_DB_OUTBOX_MAIL, NULL, 0,
+		    mail_queue_cb, &q);
+		if (r == 0)
+			r = store_iter(txn, STORE_DB_CONFIRMATIONS, NULL, 0,
+			    count_cb, &ms.awaiting);
+		store_txn_abort(txn);
+	}
+	if (r < 0) {
+		ctl_store_error(c, req->id, r, "queue mail");
+		goto out;
+	}
+	mailer_get_stats(d->mailer, &st);
+	ms.sent = st.sent;
+	ms.deferred = st.deferred;
+	ms.failed = st.failed;
+	ms.confirmed = st.confirmed;
+	ms.cancelled = st.cancelled;
+	ms.expired = st.expired;
+	ms.replies_refused = st.replies_refused;
+	ms.replies_ignored = st.replies_ignored;
+	ms.in_flight = (uint32_t)st.in_flight;
+	resp.id = req->id;
+	resp.n_mail_queue = q.n;
+	resp.mail_queue = q.v;
+	resp.mail_stats = &ms;
+	ctl_reply(c, &resp);
+out:
+	for (size_t i = 0; i < q.n; i++)
+		twinroute__store__mail_job__free_unpacked(q.jobs[i], NULL);
+	free(q.jobs);
+	free(q.v);
+	free(q.e);
+}
+
+void
+ctl_order_resend_confirmation(struct conn *c, const CtlRequest *req)
+{
+	struct daemon *d = conn_ctx(c);
+	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	Twinroute__Store__MailJob job = TWINROUTE__STORE__MAIL_JOB__INIT;
+	struct store_txn *txn;
+	uint8_t key[8], buf[256];
+	uint64_t seq;
+	char msg[128];
+	size_t len;
+	Order *o;
+	int r;
+
+	r = store_txn_begin(d->store, 0, &txn);
+	if (r < 0) {
+		ctl_store_error(c, req->id, r, "order resend-confirmation");
+		return;
+	}
+	o = ctl_order_load(c, req, txn);
+	if (o == NULL) {
+		store_txn_abort(txn);
+		return;
+	}
+	if (o->state != TWINROUTE__ORDER_STATE__ORDER_AUTHORIZED &&
+	    o->state != TWINROUTE__ORDER_STATE__ORDER_AWAITING_CONFIRMATION) {
+		store_txn_abort(txn);
+		snprintf(msg, sizeof(msg), "order %" PRIu64 " is %s: only an "
+		    "order awaiting its confirmation can get it again", o->id,
+		    order_strstate(o->state));
+		ctl_send_error(c, req->id, E(WRONG_STATE), msg);
+		twinroute__order__free_unpacked(o, NULL);
+		return;
+	}
+	/* A new job, due now; while AUTHORIZED it replaces the queued one. */
+	be64_put(key, o->id);
+	job.order_id = o->id;
+	job.member = o->member;
+	job.created_unix_ms = now_ms();
+	job.resend = o->state ==
+	    TWINROUTE__ORDER_STATE__ORDER_AWAITING_CONFIRMATION;
+	len = twinroute__store__mail_job__get_packed_size(&job);
+	twinroute__store__mail_job__pack(&job, buf);
+	r = store_put(txn, STORE_DB_OUTBOX_MAIL, key, sizeof(key), buf, len);
+	if (r == 0)
+		r = store_txn_commit(txn, &seq);
+	else
+		store_txn_abort(txn);
+	if (r < 0) {
+		ctl_store_error(c, req->id, r, "order resend-confirmation");
+	} else {
+		ctl_audit(c, o->member, false, "order %" PRIu64 ": "
+		    "confirmation to be sent again", o->id);
+		mailer_kick(d->mailer, o->id, seq);
 		resp.id = req->id;
 		resp.n_orders = 1;
 		resp.orders = &o;

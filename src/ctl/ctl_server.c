@@ -435,6 +435,8 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_ORDER_LIST] = ctl_order_list,
 	[CTL_ORDER_SHOW] = ctl_order_show,
 	[CTL_ORDER_CANCEL] = ctl_order_cancel,
+	[CTL_QUEUE_MAIL] = ctl_queue_mail,
+	[CTL_ORDER_RESEND_CONFIRMATION] = ctl_order_resend_confirmation,
 };
 
 void

@@ -50,5 +50,7 @@ void ctl_member_unlock(struct conn *c, const CtlRequest *req);
 void ctl_order_list(struct conn *c, const CtlRequest *req);
 void ctl_order_show(struct conn *c, const CtlRequest *req);
 void ctl_order_cancel(struct conn *c, const CtlRequest *req);
+void ctl_queue_mail(struct conn *c, const CtlRequest *req);
+void ctl_order_resend_confirmation(struct conn *c, const CtlRequest *req);
 
 #endif

@@ -764,12 +764,9 @@ listener_new_tcp(struct event_base *base, const char *hostport,
 }
 
 int
-listener_new_unix(struct event_base *base, const char *path, mode_t mode,
-    const struct listener_ops *ops, const struct listener_limits *limits,
-    void *ctx, struct listener **ret_l)
+listener_unix_socket(const char *path, mode_t mode)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct listener *l;
 	struct stat st;
 	mode_t old_umask;
 	int fd, r;
@@ -805,6 +802,20 @@ listener_new_unix(struct event_base *base, const char *path, mode_t mode,
 		close(fd);
 		return r;
 	}
+	return fd;
+}
+
+int
+listener_new_unix(struct event_base *base, const char *path, mode_t mode,
+    const struct listener_ops *ops, const struct listener_limits *limits,
+    void *ctx, struct listener **ret_l)
+{
+	struct listener *l;
+	int fd, r;
+
+	fd = listener_unix_socket(path, mode);
+	if (fd < 0)
+		return fd;
 	l = listener_alloc(base, ops, limits, ctx);
 	if (l == NULL) {
 		close(fd);

@@ -43,6 +43,12 @@ int listener_new_tcp(struct event_base *base, const char *hostport,
     const struct listener_limits *limits, void *ctx, struct listener **ret_l);
 /* Bind a Unix socket at path with the given mode (a stale socket is
  * replaced; anything else at path is an error). */
+/*
+ * A listening Unix socket at path, created with mode (no window where it
+ * is more open). A socket left by a dead process is replaced; a live one
+ * is -EADDRINUSE; another kind of file -EEXIST. The fd, or -errno.
+ */
+int listener_unix_socket(const char *path, mode_t mode);
 int listener_new_unix(struct event_base *base, const char *path, mode_t mode,
     const struct listener_ops *ops, const struct listener_limits *limits,
     void *ctx, struct listener **ret_l);

@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/be64.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -90,25 +91,6 @@ order_state_terminal(order_state s)
 }
 
 /* ---- keys ------------------------------------------------------------ */
-
-static void
-be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t
-be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* member "\0" BE(UINT64_MAX - id): forward iteration is newest first. */
 #define MEMBER_KEY_MAX (ORDER_MEMBER_MAX + 1 + 8)
@@ -273,7 +255,76 @@ order_history_add(Order *o, order_state to, const char *cause, uint64_t now_ms)
 	return 0;
 }
 
-/* The outbox entries entering `to` from `from` creates or ends. */
+int
+order_confirmation_drop(struct store_txn *txn, uint64_t id)
+{
+	Twinroute__Store__Confirmation *c;
+	uint8_t key[8], xkey[16];
+	const void *val;
+	size_t len;
+	int r;
+
+	be64_put(key, id);
+	r = store_get(txn, STORE_DB_CONFIRMATIONS, key, sizeof(key), &val,
+	    &len);
+	if (r < 0)
+		return r;
+	c = twinroute__store__confirmation__unpack(NULL, len, val);
+	if (!c)
+		return -EINVAL;
+	r = 0;
+	if (c->token_hash.len == ORDER_HASH_SIZE) {
+		r = store_get(txn, STORE_DB_TOKENS, c->token_hash.data,
+		    c->token_hash.len, &val, &len);
+		if (r == 0)
+			r = store_del(txn, STORE_DB_TOKENS, c->token_hash.data,
+			    c->token_hash.len);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	be64_put(xkey, c->expires_unix_ms);
+	be64_put(xkey + 8, id);
+	if (r == 0) {
+		r = store_get(txn, STORE_DB_CONFIRM_EXPIRY, xkey, sizeof(xkey),
+		    &val, &len);
+		if (r == 0)
+			r = store_del(txn, STORE_DB_CONFIRM_EXPIRY, xkey,
+			    sizeof(xkey));
+		if (r == -ENOENT)
+			r = 0;
+	}
+	twinroute__store__confirmation__free_unpacked(c, NULL);
+	if (r == 0)
+		r = store_del(txn, STORE_DB_CONFIRMATIONS, key, sizeof(key));
+	return r;
+}
+
+/* Queue a DispatchJob for o in db (the provider or the fax outbox). */
+static int
+order_dispatch_job(struct store_txn *txn, enum store_db db, const Order *o,
+    uint64_t now_ms)
+{
+	Twinroute__Store__DispatchJob job = TWINROUTE__STORE__DISPATCH_JOB__INIT;
+	uint8_t key[8], buf[128];
+	size_t len;
+
+	be64_put(key, o->id);
+	job.order_id = o->id;
+	job.provider_id = o->provider_id;
+	job.created_unix_ms = now_ms;
+	len = twinroute__store__dispatch_job__get_packed_size(&job);
+	if (len > sizeof(buf))
+		return -EINVAL;
+	twinroute__store__dispatch_job__pack(&job, buf);
+	return store_put(txn, db, key, sizeof(key), buf, len);
+}
+
+/*
+ * The outbox entries entering `to` from `from` creates or ends: a mail
+ * job while AUTHORIZED (and after a resend while AWAITING_CONFIRMATION);
+ * the confirmation and its token while AWAITING_CONFIRMATION; the
+ * provider and fax dispatch jobs from CONFIRMED on.
+ */
 static int
 order_outbox(struct store_txn *txn, const Order *o, order_state from,
     order_state to, uint64_t now_ms)
@@ -293,6 +344,18 @@ order_outbox(struct store_txn *txn, const Order *o, order_state from,
 			    sizeof(key));
 		if (r < 0 && r != -ENOENT)
 			return r;
+	}
+	if (from == S(AWAITING_CONFIRMATION)) {
+		r = order_confirmation_drop(txn, o->id);
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+	if (to == S(CONFIRMED)) {
+		r = order_dispatch_job(txn, STORE_DB_OUTBOX_PROVIDER, o, now_ms);
+		if (r == 0)
+			r = order_dispatch_job(txn, STORE_DB_OUTBOX_FAX, o,
+			    now_ms);
+		return r;
 	}
 	if (to != S(AUTHORIZED))
 		return 0;

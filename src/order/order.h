@@ -38,8 +38,12 @@ bool order_state_terminal(order_state s);
  * too when creating), writes the order and its member index, and writes
  * in the same txn the outbox entries of the new state: entering
  * AUTHORIZED queues a MailJob (key: the order id); leaving AUTHORIZED or
- * AWAITING_CONFIRMATION removes a mail job still queued. So an order has
- * a mail job exactly while it is AUTHORIZED. Logs the transition.
+ * AWAITING_CONFIRMATION removes a mail job still queued, and leaving
+ * AWAITING_CONFIRMATION removes its Confirmation, token and expiry entry
+ * (so a token works only while its order awaits it); entering CONFIRMED
+ * queues a DispatchJob in outbox_provider and one in outbox_fax. So an
+ * order has a mail job while it is AUTHORIZED (and while AWAITING_
+ * CONFIRMATION after an admin's resend). Logs the transition.
  *
  * o must own its memory the protobuf-c way (from order_get(), order_dup()
  * or unpack): its history array grows in place. On a store failure the
@@ -47,6 +51,10 @@ bool order_state_terminal(order_state s);
  */
 int order_enter_state(struct store_txn *txn, Order *o, order_state to,
     const char *cause, uint64_t now_ms);
+
+/* Remove an order's Confirmation with its token and expiry entry.
+ * -ENOENT when it has none. */
+int order_confirmation_drop(struct store_txn *txn, uint64_t id);
 
 /* The next order id (1, 2, ...), counted in the meta DB within txn. */
 int order_next_id(struct store_txn *txn, uint64_t *ret_id);

@@ -82,6 +82,11 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_ORDERS_BY_MEMBER] = "orders_by_member",
 	[STORE_DB_IDEMPOTENCY] = "idempotency",
 	[STORE_DB_OUTBOX_MAIL] = "outbox_mail",
+	[STORE_DB_CONFIRMATIONS] = "confirmations",
+	[STORE_DB_TOKENS] = "tokens",
+	[STORE_DB_CONFIRM_EXPIRY] = "confirm_expiry",
+	[STORE_DB_OUTBOX_PROVIDER] = "outbox_provider",
+	[STORE_DB_OUTBOX_FAX] = "outbox_fax",
 };
 
 struct store_waiter {

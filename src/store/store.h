@@ -23,6 +23,11 @@ enum store_db {
 	STORE_DB_ORDERS_BY_MEMBER,     /* key: member "\0" id (8 bytes BE); empty */
 	STORE_DB_IDEMPOTENCY,          /* key: member "\0" idempotency key */
 	STORE_DB_OUTBOX_MAIL,          /* key: order id (8 bytes BE); MailJob */
+	STORE_DB_CONFIRMATIONS,        /* key: order id; Confirmation */
+	STORE_DB_TOKENS,               /* key: SHA-256 of a token; TokenRecord */
+	STORE_DB_CONFIRM_EXPIRY,       /* key: expiry ms BE, order id BE; empty */
+	STORE_DB_OUTBOX_PROVIDER,      /* key: order id; DispatchJob */
+	STORE_DB_OUTBOX_FAX,           /* key: order id; DispatchJob */
 	STORE_DB__COUNT,
 };
 

@@ -233,8 +233,11 @@ class Daemon:
     def write_conf(self, extra=""):
         # Sections given in `extra` are appended after the defaults below;
         # keys must not repeat, so callers pass only other keys.
-        base = ("[daemon]\nstate_dir = %s\nlog_level = debug\n"
-                "[client]\nlisten = 127.0.0.1:0\n" % self.state)
+        # Confirmations go nowhere unless a test says where: never to an
+        # MTA that may be running on this machine.
+        mail = "" if "[mail]" in extra else "[mail]\nrelay = 127.0.0.1:9\n"
+        base = ("[daemon]\nstate_dir = %s\nlog_level = debug\n%s"
+                "[client]\nlisten = 127.0.0.1:0\n" % (self.state, mail))
         with open(self.conf_path, "w") as f:
             f.write(base)
             f.write(extra)

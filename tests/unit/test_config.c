@@ -133,6 +133,32 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->login_address_window, b->login_address_window);
 	assert_int_equal(a->orders_quantity_max, b->orders_quantity_max);
 	assert_int_equal(a->orders_idempotency_ttl, b->orders_idempotency_ttl);
+	assert_string_equal(a->mail_relay, b->mail_relay);
+	assert_string_equal(a->mail_starttls, b->mail_starttls);
+	assert_string_equal(a->mail_user, b->mail_user);
+	assert_string_equal(a->mail_password_file, b->mail_password_file);
+	assert_string_equal(a->mail_ca_file, b->mail_ca_file);
+	assert_int_equal(a->mail_timeout, b->mail_timeout);
+	assert_int_equal(a->mail_batch_size, b->mail_batch_size);
+	assert_string_equal(a->mail_from, b->mail_from);
+	assert_string_equal(a->mail_from_name, b->mail_from_name);
+	assert_string_equal(a->mail_domain, b->mail_domain);
+	assert_string_equal(a->mail_broker_name, b->mail_broker_name);
+	assert_string_equal(a->mail_template, b->mail_template);
+	assert_int_equal(a->mail_token_lifetime, b->mail_token_lifetime);
+	assert_int_equal(a->mail_retry_min, b->mail_retry_min);
+	assert_int_equal(a->mail_retry_max, b->mail_retry_max);
+	assert_int_equal(a->mail_max_age, b->mail_max_age);
+	assert_string_equal(a->lmtp_socket, b->lmtp_socket);
+	assert_string_equal(a->lmtp_listen, b->lmtp_listen);
+	assert_int_equal(a->lmtp_max_message, b->lmtp_max_message);
+	assert_int_equal(a->lmtp_max_line, b->lmtp_max_line);
+	assert_int_equal(a->lmtp_max_recipients, b->lmtp_max_recipients);
+	assert_int_equal(a->lmtp_max_connections, b->lmtp_max_connections);
+	assert_int_equal(a->lmtp_idle_timeout, b->lmtp_idle_timeout);
+	assert_int_equal(a->lmtp_require_authentication,
+	    b->lmtp_require_authentication);
+	assert_string_equal(a->lmtp_authserv_id, b->lmtp_authserv_id);
 }
 
 static void
@@ -216,6 +242,13 @@ test_shipped_conf_documents_defaults(void **state)
 		"daily_limit", "sync_authentications", "max_failures",
 		"lockout", "address_attempts", "address_window",
 		"quantity_max", "idempotency_ttl",
+		"relay", "starttls", "user", "password_file", "ca_file",
+		"timeout", "batch_size", "from", "from_name", "domain",
+		"broker_name", "template", "token_lifetime", "retry_min",
+		"retry_max", "max_age",
+		"socket", "listen", "max_message", "max_line",
+		"max_recipients", "max_connections", "idle_timeout",
+		"require_authentication", "authserv_id",
 	};
 	struct config cfg, def;
 	struct config_err err;
@@ -401,6 +434,22 @@ test_unknown_key(void **state)
 	    "store.listen: unknown key");
 	assert_load_fails("# top\nlog_level = debug\n", 2,
 	    "log_level: key outside any [section]");
+}
+
+static void
+test_mail_values(void **state)
+{
+	(void)state;
+	assert_load_fails("[mail]\nstarttls = sometimes\n", 2,
+	    "mail.starttls: not never, when-available or required: sometimes");
+	assert_load_fails("[mail]\nfrom_name = a\tb\n", 2,
+	    "mail.from_name: not printable text of at most 255 bytes");
+	assert_load_fails("[mail]\nbatch_size = 0\n", 2,
+	    "mail.batch_size: out of range 1..1000: 0");
+	assert_load_fails("[lmtp]\nlisten = nohost\n", 2,
+	    "lmtp.listen: not a host:port or [address]:port: nohost");
+	assert_load_fails("[lmtp]\nmax_line = 999\n", 2,
+	    "lmtp.max_line: out of range 1000..64K: 999");
 }
 
 static void
@@ -677,6 +726,23 @@ test_finish_checks(void **state)
 	    "client.page_size: more than client.page_size_max (500): 501");
 	assert_finish_fails("[client]\npage_size_max = 49\n",
 	    "client.page_size: more than client.page_size_max (49): 50");
+	assert_finish_fails("[mail]\nuser = broker\n",
+	    "mail.user: set without mail.password_file");
+	assert_finish_fails("[mail]\npassword_file = /etc/pw\n",
+	    "mail.password_file: set without mail.user");
+	assert_finish_fails("[mail]\nfrom = broker\n",
+	    "mail.from: not an address like user@example.org: broker");
+	assert_finish_fails("[mail]\nfrom = a b@example.org\n",
+	    "mail.from: not an address like user@example.org: a b@example.org");
+	assert_finish_fails("[mail]\ndomain = exa mple.org\n",
+	    "mail.domain: not a domain name: exa mple.org");
+	assert_finish_fails("[mail]\nretry_min = 2h\n",
+	    "mail.retry_min: more than mail.retry_max (3600s): 7200s");
+	assert_finish_fails("[lmtp]\nrequire_authentication = yes\n",
+	    "lmtp.require_authentication: yes without lmtp.authserv_id");
+	assert_finish_fails("[lmtp]\nlisten = 192.0.2.1:24\n",
+	    "lmtp.listen: not a loopback address (127.0.0.0/8, [::1], "
+	    "localhost): 192.0.2.1:24");
 
 	/* A state_dir too long for the derived control socket. */
 	snprintf(text, sizeof(text), "[daemon]\nstate_dir = /%0100d\n", 0);
@@ -687,7 +753,8 @@ test_finish_checks(void **state)
 	config_free(&cfg);
 	/* ... which an explicit socket path fixes. */
 	snprintf(text, sizeof(text), "[daemon]\nstate_dir = /%0100d\n"
-	    "[control]\nsocket = /run/tr.sock\n", 0);
+	    "[control]\nsocket = /run/tr.sock\n"
+	    "[lmtp]\nsocket = /run/tr-lmtp.sock\n", 0);
 	assert_int_equal(load_str(&cfg, &err, text), 0);
 	assert_int_equal(config_finish(&cfg, &err), 0);
 	config_free(&cfg);
@@ -940,6 +1007,7 @@ main(void)
 		cmocka_unit_test_teardown(test_vault_keys, teardown_tmp),
 		cmocka_unit_test_teardown(test_load_layout, teardown_tmp),
 		cmocka_unit_test_teardown(test_unknown_key, teardown_tmp),
+		cmocka_unit_test_teardown(test_mail_values, teardown_tmp),
 		cmocka_unit_test_teardown(test_unknown_section, teardown_tmp),
 		cmocka_unit_test_teardown(test_duplicate_key, teardown_tmp),
 		cmocka_unit_test_teardown(test_syntax_error, teardown_tmp),

@@ -298,6 +298,93 @@ test_outbox_same_txn(void **state)
 	twinroute__order__free_unpacked(o, NULL);
 }
 
+static bool
+has_key(struct store *s, enum store_db db, const void *key, size_t len)
+{
+	struct store_txn *txn;
+	const void *val;
+	size_t vlen;
+	int r;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	r = store_get(txn, db, key, len, &val, &vlen);
+	store_txn_abort(txn);
+	assert_true(r == 0 || r == -ENOENT);
+	return r == 0;
+}
+
+/* What the mailer writes when a confirmation is sent. */
+static void
+put_confirmation(struct store *s, uint64_t id, const uint8_t hash[32],
+    uint64_t expires)
+{
+	Twinroute__Store__Confirmation c = TWINROUTE__STORE__CONFIRMATION__INIT;
+	uint8_t key[8], xkey[16], buf[128];
+	struct store_txn *txn;
+	size_t len;
+
+	for (int i = 0; i < 8; i++) {
+		key[i] = (uint8_t)(id >> (56 - 8 * i));
+		xkey[i] = (uint8_t)(expires >> (56 - 8 * i));
+		xkey[8 + i] = key[i];
+	}
+	c.token_hash.data = unconst(hash);
+	c.token_hash.len = 32;
+	c.expires_unix_ms = expires;
+	len = twinroute__store__confirmation__get_packed_size(&c);
+	twinroute__store__confirmation__pack(&c, buf);
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_CONFIRMATIONS, key, 8, buf,
+	    len), 0);
+	assert_int_equal(store_put(txn, STORE_DB_TOKENS, hash, 32, "t", 1), 0);
+	assert_int_equal(store_put(txn, STORE_DB_CONFIRM_EXPIRY, xkey, 16, "",
+	    0), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+}
+
+static void
+test_confirmation_outboxes(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t id = make_order(f->s, "100001"), id2;
+	uint8_t hash[32], key[8], xkey[16];
+
+	memset(hash, 0xab, sizeof(hash));
+	for (int i = 0; i < 8; i++) {
+		key[i] = (uint8_t)(id >> (56 - 8 * i));
+		xkey[i] = (uint8_t)((uint64_t)5000 >> (56 - 8 * i));
+		xkey[8 + i] = key[i];
+	}
+	assert_int_equal(move(f->s, id, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_int_equal(move(f->s, id, S(AWAITING_CONFIRMATION), "mail: sent",
+	    2100), 0);
+	put_confirmation(f->s, id, hash, 5000);
+	assert_true(has_key(f->s, STORE_DB_TOKENS, hash, 32));
+	/* Confirming ends the token and queues both dispatch jobs. */
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	assert_int_equal(move(f->s, id, S(CONFIRMED), "mail: reply", 3000), 0);
+	assert_false(has_key(f->s, STORE_DB_TOKENS, hash, 32));
+	assert_false(has_key(f->s, STORE_DB_CONFIRMATIONS, key, 8));
+	assert_false(has_key(f->s, STORE_DB_CONFIRM_EXPIRY, xkey, 16));
+	assert_true(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	assert_true(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+
+	/* Expiry ends it too, and queues nothing. */
+	id2 = make_order(f->s, "100001");
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(id2 >> (56 - 8 * i));
+	assert_int_equal(move(f->s, id2, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_int_equal(move(f->s, id2, S(AWAITING_CONFIRMATION), "sent",
+	    2100), 0);
+	hash[0] = 0xcd;
+	put_confirmation(f->s, id2, hash, 6000);
+	assert_int_equal(move(f->s, id2, S(EXPIRED), "deadline", 6000), 0);
+	assert_false(has_key(f->s, STORE_DB_TOKENS, hash, 32));
+	assert_false(has_key(f->s, STORE_DB_CONFIRMATIONS, key, 8));
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+}
+
 static void
 test_idempotency(void **state)
 {
@@ -435,6 +522,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_same_txn, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_confirmation_outboxes,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,

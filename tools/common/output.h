@@ -11,13 +11,15 @@
 
 #include <json-c/json.h>
 
+#include "common/money.h"
+
 #include "common.pb-c.h"
 
 /* Cells wider than this are cut and end in "…", unless a column says else. */
 #define OUT_CELL_MAX_DEFAULT 40
 /* Text wrapped by out_wrap() fits in this many columns. */
 #define OUT_WRAP_WIDTH 72
-/* Big enough for out_money(), out_size() and out_duration(). */
+/* Big enough for money_format(), out_size() and out_duration(). */
 #define OUT_BUF_SIZE 64
 
 enum out_align {
@@ -51,15 +53,12 @@ void out_kv(FILE *f, int keywidth, const char *key, const char *fmt, ...)
 void out_wrap(FILE *f, int indent, const char *text);
 
 /* Decimal places of an ISO 4217 currency: 0, 2 (default) or 3. */
-int out_currency_exponent(const char *currency);
-/* "1234.56 EUR", "1500 JPY", "-0.05 USD". Returns buf. */
-char *out_money(int64_t minor, const char *currency, char *buf, size_t size);
 /* "512 B", "1.5 KiB", "2.0 GiB". Returns buf. */
 char *out_size(uint64_t bytes, char *buf, size_t size);
 /* "45s", "3m05s", "1h02m03s", "2d03h04m05s". Returns buf. */
 char *out_duration(uint64_t seconds, char *buf, size_t size);
 const char *out_yesno(bool b);
-/* out_money() of a price, or "-" for none. Returns buf. */
+/* money_format() of a price, or "-" for none. Returns buf. */
 char *out_price(const Twinroute__Money *price, char *buf, size_t size);
 
 /*

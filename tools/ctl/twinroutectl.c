@@ -1875,6 +1875,124 @@ print_order_cancelled(const struct ctx *ctx, const struct run *run)
 	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
 }
 
+static int
+print_confirmation_resent(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Order *o;
+
+	if (!ctx->json)
+		return print_done("order", run->pos[0],
+		    "queued for a new confirmation");
+	o = reply_order(ctx, run);
+	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
+}
+
+static json_object *
+mail_entry_json(const Twinroute__Ctl__MailQueueEntry *e)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "order_id",
+	    json_object_new_uint64(e->order_id));
+	json_object_object_add(o, "member", json_object_new_string(e->member));
+	json_object_object_add(o, "state", json_object_new_string(e->state));
+	json_object_object_add(o, "attempts",
+	    json_object_new_int64(e->attempts));
+	json_object_object_add(o, "created_unix_ms",
+	    json_object_new_uint64(e->created_unix_ms));
+	json_object_object_add(o, "next_attempt_unix_ms",
+	    json_object_new_uint64(e->next_attempt_unix_ms));
+	json_object_object_add(o, "last_error",
+	    json_object_new_string(e->last_error));
+	json_object_object_add(o, "resend", json_object_new_boolean(e->resend));
+	return o;
+}
+
+static int
+print_queue_mail(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "ORDER", "MEMBER", "STATE",
+	    "ATTEMPTS", "CREATED", "NEXT", "LAST ERROR" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Ctl__MailStats *st = resp->mail_stats;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json) {
+		json_object *root = json_object_new_object();
+		json_object *a = json_object_new_array();
+
+		if (!root || !a) {
+			json_object_put(root);
+			json_object_put(a);
+			return cli_fail("out of memory");
+		}
+		for (size_t i = 0; i < resp->n_mail_queue; i++)
+			json_object_array_add(a,
+			    mail_entry_json(resp->mail_queue[i]));
+		json_object_object_add(root, "queue", a);
+		if (st) {
+			json_object *js = json_object_new_object();
+
+			json_object_object_add(js, "sent",
+			    json_object_new_uint64(st->sent));
+			json_object_object_add(js, "deferred",
+			    json_object_new_uint64(st->deferred));
+			json_object_object_add(js, "failed",
+			    json_object_new_uint64(st->failed));
+			json_object_object_add(js, "confirmed",
+			    json_object_new_uint64(st->confirmed));
+			json_object_object_add(js, "cancelled",
+			    json_object_new_uint64(st->cancelled));
+			json_object_object_add(js, "expired",
+			    json_object_new_uint64(st->expired));
+			json_object_object_add(js, "replies_refused",
+			    json_object_new_uint64(st->replies_refused));
+			json_object_object_add(js, "replies_ignored",
+			    json_object_new_uint64(st->replies_ignored));
+			json_object_object_add(js, "in_flight",
+			    json_object_new_int64(st->in_flight));
+			json_object_object_add(js, "awaiting",
+			    json_object_new_uint64(st->awaiting));
+			json_object_object_add(root, "stats", js);
+		}
+		return cli_print_json(root);
+	}
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+	out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < resp->n_mail_queue; i++) {
+		const Twinroute__Ctl__MailQueueEntry *e = resp->mail_queue[i];
+		char id[24], att[16], created[OUT_BUF_SIZE], next[OUT_BUF_SIZE];
+		const char *row[] = { id, e->member, e->state, att,
+		    out_time_ms(e->created_unix_ms, created, sizeof(created)),
+		    e->next_attempt_unix_ms ? out_time_ms(
+		    e->next_attempt_unix_ms, next, sizeof(next)) : "-",
+		    e->last_error[0] ? e->last_error : "-" };
+
+		snprintf(id, sizeof(id), "%" PRIu64, e->order_id);
+		snprintf(att, sizeof(att), "%" PRIu32, e->attempts);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	if (resp->n_mail_queue > 0)
+		out_table_print(t, stdout);
+	else
+		printf("no confirmation waiting to be sent\n");
+	if (st)
+		printf("since start: %" PRIu64 " sent, %" PRIu64 " deferred, %"
+		    PRIu64 " failed; replies: %" PRIu64 " confirmed, %" PRIu64
+		    " cancelled, %" PRIu64 " refused, %" PRIu64 " ignored; %"
+		    PRIu64 " expired; %" PRIu64 " awaiting a reply\n",
+		    st->sent, st->deferred, st->failed, st->confirmed,
+		    st->cancelled, st->replies_refused, st->replies_ignored,
+		    st->expired, st->awaiting);
+	return CLI_EXIT_OK;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -1934,6 +2052,9 @@ static const struct command commands[CTL__COUNT] = {
 	    .build = build_order_id, .print = print_order_show },
 	[CTL_ORDER_CANCEL] = { .pos = "ID", .target = true,
 	    .build = build_order_id, .print = print_order_cancelled },
+	[CTL_QUEUE_MAIL] = { .print = print_queue_mail },
+	[CTL_ORDER_RESEND_CONFIRMATION] = { .pos = "ID", .target = true,
+	    .build = build_order_id, .print = print_confirmation_resent },
 };
 
 /* Parse, build, send, report: one command from its arguments to its exit. */

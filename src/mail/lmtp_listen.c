@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: ISC */
+/* lmtp_listen.c -- the LMTP listeners: sockets and connections on the loop */
+
+/*
+ * The site's MTA delivers replies here: a Unix socket (mode 0666: put it
+ * where only the MTA can reach it, e.g. under Postfix's private/) and,
+ * optionally, a loopback TCP port. Each connection runs one lmtp_session
+ * (lmtp.h) over a bufferevent; deliveries go to the mailer, whose answer
+ * may come after a sync. A connection closed while its delivery is being
+ * decided is kept until the answer comes, then freed.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "common/errcode.h"
+#include "common/log.h"
+#include "config.h"
+#include "daemon.h"
+#include "mail/lmtp.h"
+#include "mail/mailer.h"
+#include "net/server.h"
+
+struct lmtp_listen;
+
+struct lmtp_conn {
+	LIST_ENTRY(lmtp_conn) link;
+	struct lmtp_listen *l;
+	struct bufferevent *bev;
+	struct lmtp_session *sess;
+	bool closing;                /* flush, then free */
+	bool delivering;             /* the mailer has our envelope */
+	bool dead;                   /* the peer is gone: free on answer */
+};
+
+struct lmtp_listen {
+	struct daemon *d;
+	struct mailer *m;
+	struct evconnlistener *unix_l, *tcp_l;
+	char *unix_path;
+	char address[CONFIG_SOCKET_PATH_MAX + 64];
+	LIST_HEAD(, lmtp_conn) conns;
+	unsigned n_conns;
+	struct lmtp_limits limits;
+};
+
+/* A connection whose listener is gone (a delivery was pending). */
+static void
+lconn_free_zombie(struct lmtp_conn *c)
+{
+	if (c->bev)
+		bufferevent_free(c->bev);
+	lmtp_session_free(c->sess);
+	free(c);
+}
+
+static void
+lconn_free(struct lmtp_conn *c)
+{
+	if (c->delivering) {
+		/* The mailer answers later: free then. */
+		c->dead = true;
+		if (c->bev) {
+			bufferevent_free(c->bev);
+			c->bev = NULL;
+		}
+		return;
+	}
+	LIST_REMOVE(c, link);
+	c->l->n_conns--;
+	lconn_free_zombie(c);
+}
+
+static void
+lconn_output(void *arg, const char *buf, size_t len)
+{
+	struct lmtp_conn *c = arg;
+
+	if (c->bev && evbuffer_add(bufferevent_get_output(c->bev), buf,
+	    len) < 0)
+		c->closing = true;
+}
+
+static int
+lconn_rcpt(void *arg, const char *addr, char *reply, size_t reply_size)
+{
+	struct lmtp_conn *c = arg;
+
+	return mailer_lmtp_rcpt(c->l->m, addr, reply, reply_size);
+}
+
+static void lconn_after(struct lmtp_conn *c, int r);
+
+static void
+lconn_answered(void *arg, const char *const *replies, size_t n)
+{
+	struct lmtp_conn *c = arg;
+	int r;
+
+	c->delivering = false;
+	if (c->dead) {
+		if (c->l)
+			lconn_free(c);
+		else
+			lconn_free_zombie(c);
+		return;
+	}
+	r = lmtp_session_deliver_done(c->sess, replies, n);
+	lconn_after(c, r);
+}
+
+static void
+lconn_deliver(void *arg, const struct lmtp_envelope *env)
+{
+	struct lmtp_conn *c = arg;
+
+	c->delivering = true;
+	if (mailer_lmtp_deliver(c->l->m, env, lconn_answered, c) < 0) {
+		c->delivering = false;
+		lconn_output(c, "421 4.3.0 out of memory\r\n", 25);
+		c->closing = true;
+	}
+}
+
+/* After feeding or answering: close when the session says so. */
+static void
+lconn_after(struct lmtp_conn *c, int r)
+{
+	if (r != 0)
+		c->closing = true;
+	if (c->closing && !c->delivering &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		lconn_free(c);
+}
+
+static void
+lconn_read(struct bufferevent *bev, void *arg)
+{
+	struct lmtp_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	int r = 0;
+
+	while (!c->closing && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		r = lmtp_session_feed(c->sess, v.iov_base, v.iov_len);
+		evbuffer_drain(in, v.iov_len);
+		if (r != 0 || c->delivering)
+			break;
+	}
+	if (c->closing)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	lconn_after(c, r);
+}
+
+static void
+lconn_write(struct bufferevent *bev, void *arg)
+{
+	struct lmtp_conn *c = arg;
+
+	(void)bev;
+	if (c->closing && !c->delivering)
+		lconn_free(c);
+}
+
+static void
+lconn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct lmtp_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT)
+		log_info("lmtp: connection idle too long: closed");
+	lconn_free(c);
+}
+
+static void
+lmtp_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct lmtp_listen *l = arg;
+	struct lmtp_callbacks cb = { .output = lconn_output,
+		.rcpt = lconn_rcpt, .deliver = lconn_deliver };
+	struct timeval idle = { .tv_sec = l->d->cfg->lmtp_idle_timeout };
+	struct lmtp_conn *c;
+
+	(void)evl;
+	(void)sa;
+	(void)salen;
+	if (l->n_conns >= l->d->cfg->lmtp_max_connections || l->d->stopping) {
+		static const char busy[] =
+		    "421 4.3.2 too many connections: try again later\r\n";
+
+		if (write(fd, busy, sizeof(busy) - 1) < 0) {
+			/* closing anyway */
+		}
+		close(fd);
+		log_warn("lmtp: connection refused: %u open (lmtp.max_"
+		    "connections)", l->n_conns);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->l = l;
+	cb.arg = c;
+	c->bev = bufferevent_socket_new(l->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->sess = lmtp_session_new(&l->limits, l->d->cfg->mail_domain, &cb);
+	if (!c->bev || !c->sess) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		lmtp_session_free(c->sess);
+		free(c);
+		return;
+	}
+	LIST_INSERT_HEAD(&l->conns, c, link);
+	l->n_conns++;
+	bufferevent_setcb(c->bev, lconn_read, lconn_write, lconn_event, c);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	lmtp_session_start(c->sess);
+}
+
+int
+lmtp_listen_open(struct daemon *d, struct mailer *m, struct lmtp_listen **ret)
+{
+	struct config *cfg = d->cfg;
+	struct lmtp_listen *l;
+	int fd;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->d = d;
+	l->m = m;
+	LIST_INIT(&l->conns);
+	l->limits = (struct lmtp_limits){ .max_message = cfg->lmtp_max_message,
+		.max_line = cfg->lmtp_max_line,
+		.max_rcpts = cfg->lmtp_max_recipients };
+	fd = listener_unix_socket(cfg->lmtp_socket, 0666);
+	if (fd < 0) {
+		free(l);
+		return fd;
+	}
+	l->unix_path = strdup(cfg->lmtp_socket);
+	l->unix_l = evconnlistener_new(d->base, lmtp_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (!l->unix_l || !l->unix_path) {
+		if (!l->unix_l)
+			close(fd);
+		lmtp_listen_free(l);
+		return -ENOMEM;
+	}
+	snprintf(l->address, sizeof(l->address), "%s", cfg->lmtp_socket);
+	if (*cfg->lmtp_listen) {
+		char host[CONFIG_HOST_MAX];
+		uint16_t port;
+		struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC,
+			.ai_socktype = SOCK_STREAM,
+			.ai_flags = EVUTIL_AI_NUMERICSERV };
+		struct evutil_addrinfo *res = NULL;
+		char portstr[8];
+
+		config_split_hostport(cfg->lmtp_listen, host, &port);
+		snprintf(portstr, sizeof(portstr), "%u", port);
+		if (evutil_getaddrinfo(host, portstr, &hints, &res) != 0) {
+			lmtp_listen_free(l);
+			return -EADDRNOTAVAIL;
+		}
+		l->tcp_l = evconnlistener_new_bind(d->base, lmtp_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		    LEV_OPT_CLOSE_ON_EXEC, 64, res->ai_addr,
+		    (int)res->ai_addrlen);
+		evutil_freeaddrinfo(res);
+		if (!l->tcp_l) {
+			int r = errno ? -errno : -EADDRINUSE;
+
+			lmtp_listen_free(l);
+			return r;
+		}
+		snprintf(l->address, sizeof(l->address), "%s and %s",
+		    cfg->lmtp_socket, cfg->lmtp_listen);
+	}
+	*ret = l;
+	return 0;
+}
+
+void
+lmtp_listen_free(struct lmtp_listen *l)
+{
+	struct lmtp_conn *c;
+
+	if (!l)
+		return;
+	if (l->unix_l)
+		evconnlistener_free(l->unix_l);
+	if (l->tcp_l)
+		evconnlistener_free(l->tcp_l);
+	while ((c = LIST_FIRST(&l->conns))) {
+		if (c->delivering) {
+			/* Its answer comes (at the latest when the store
+			 * closes and runs its waiters) and frees it. */
+			LIST_REMOVE(c, link);
+			c->l = NULL;
+			c->dead = true;
+			if (c->bev) {
+				bufferevent_free(c->bev);
+				c->bev = NULL;
+			}
+			continue;
+		}
+		lconn_free(c);
+	}
+	if (l->unix_path) {
+		unlink(l->unix_path);
+		free(l->unix_path);
+	}
+	free(l);
+}
+
+const char *
+lmtp_listen_address(const struct lmtp_listen *l)
+{
+	return l->address;
+}
