@@ -253,7 +253,7 @@ conn_tls_start(struct tr_conn *c, const struct tr_conn_opts *o,
 	if (SSL_set_fd(ssl, c->fd) != 1)
 		return -EPROTO;
 	/* RFC 6066: no SNI for address literals. */
-	if (!is_ip_literal(name) && SSL_set_tlsext_host_name(ssl, name) != 1)
+	if (!is_ip_literal(name) && SSL_set_tlsext_host_name(ssl, (char *)unconst(name)) != 1)
 		return -EPROTO;
 	if (o->ca_file) {
 		int ok;

@@ -81,7 +81,7 @@ log_level_to_string(enum log_level level)
 	return "?";
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {
 	char msg[2048];
