@@ -166,6 +166,21 @@ static const struct config_key config_keys[] = {
 	    FIELD(lmtp_require_authentication), 0, 0 },
 	{ "lmtp", "authserv_id", CONFIG_T_STRING, FIELD(lmtp_authserv_id),
 	    0, 0 },
+
+	{ "provider", "listen", CONFIG_T_HOSTPORT_OPT, FIELD(provider_listen),
+	    0, 0 },
+	{ "provider", "tls_cert", CONFIG_T_PATH_OPT, FIELD(provider_tls_cert),
+	    0, 0 },
+	{ "provider", "tls_key", CONFIG_T_PATH_OPT, FIELD(provider_tls_key),
+	    0, 0 },
+	{ "provider", "heartbeat", CONFIG_T_DURATION, FIELD(provider_heartbeat),
+	    1, 3600 },
+	{ "provider", "window", CONFIG_T_UINT, FIELD(provider_window),
+	    1, 10000 },
+	{ "provider", "max_connections", CONFIG_T_UINT,
+	    FIELD(provider_max_connections), 1, 100000 },
+	{ "provider", "max_frame", CONFIG_T_SIZE, FIELD(provider_max_frame),
+	    4 * KIB, 16 * MIB },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -1125,6 +1140,11 @@ config_finish(struct config *cfg, struct config_err *err)
 		    "mail.retry_min: more than mail.retry_max (%" PRIu32
 		    "s): %" PRIu32 "s", cfg->mail_retry_max,
 		    cfg->mail_retry_min);
+	if (*cfg->provider_listen &&
+	    (!*cfg->provider_tls_cert || !*cfg->provider_tls_key))
+		return config_finish_fail(cfg, err,
+		    "provider.listen: set without provider.tls_cert and "
+		    "provider.tls_key (the provider channel is TLS only)");
 	if (cfg->lmtp_require_authentication && !*cfg->lmtp_authserv_id)
 		return config_finish_fail(cfg, err,
 		    "lmtp.require_authentication: yes without lmtp.authserv_id");
@@ -1172,6 +1192,10 @@ config_defaults(struct config *cfg)
 		.lmtp_max_connections = 16,
 		.lmtp_idle_timeout = 5 * 60,
 		.lmtp_require_authentication = false,
+		.provider_heartbeat = 10,
+		.provider_window = 32,
+		.provider_max_connections = 256,
+		.provider_max_frame = MIB,
 	};
 	cfg->state_dir = strdup(CONFIG_STATE_DIR_DEFAULT);
 	cfg->pid_file = strdup("");
@@ -1198,6 +1222,9 @@ config_defaults(struct config *cfg)
 	cfg->lmtp_socket = strdup("");
 	cfg->lmtp_listen = strdup("");
 	cfg->lmtp_authserv_id = strdup("");
+	cfg->provider_listen = strdup("");
+	cfg->provider_tls_cert = strdup("");
+	cfg->provider_tls_key = strdup("");
 	for (size_t i = 0; i < CONFIG_N_KEYS; i++)
 		if (config_is_string(config_keys[i].type) &&
 		    !*config_string_field(cfg, &config_keys[i])) {

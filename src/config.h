@@ -100,6 +100,15 @@ struct config {
 	bool lmtp_require_authentication; /* default no */
 	char *lmtp_authserv_id;   /* trusted Authentication-Results id, default "" */
 
+	/* [provider] */
+	char *provider_listen;    /* default "": no provider channel */
+	char *provider_tls_cert;  /* required with listen */
+	char *provider_tls_key;
+	uint32_t provider_heartbeat; /* seconds, default 10 */
+	uint32_t provider_window; /* unacknowledged dispatches, default 32 */
+	uint32_t provider_max_connections; /* default 256 */
+	uint32_t provider_max_frame; /* default 1 MiB */
+
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;
 };

@@ -20,6 +20,7 @@ struct listener;
 struct vault;
 struct worker;
 struct mailer;
+struct providers;
 struct lmtp_listen;
 
 struct daemon {
@@ -33,6 +34,8 @@ struct daemon {
 	struct worker *hasher;    /* scrypt, off the loop */
 	struct mailer *mailer;    /* confirmations out, replies in */
 	struct lmtp_listen *lmtp; /* where the MTA delivers replies */
+	struct listener *provider_l; /* NULL: no provider channel */
+	struct providers *providers; /* sessions and dispatch */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

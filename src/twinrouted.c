@@ -30,6 +30,7 @@
 #include "ctl/ctl.h"
 #include "daemon.h"
 #include "mail/mailer.h"
+#include "provider/provider.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -43,6 +44,7 @@ static bool config_path_given;
 static struct event *shutdown_timer;
 static time_t shutdown_deadline;
 static char addr_file[4096];
+static char provider_addr_file[4096];
 
 static void
 usage(FILE *f)
@@ -86,27 +88,40 @@ load_config(struct config *cfg, struct config_err *err)
 	return config_finish(cfg, err);
 }
 
+/* STATE_DIR/name holding addr and a newline, written whole or not at
+ * all; path gets its name (cleared when it could not be written). */
 static void
-write_addr_file(struct daemon *d)
+write_state_file(const struct daemon *d, const char *name, const char *addr,
+    char *path, size_t path_size)
 {
 	char tmp[4200];
 	FILE *f;
 
-	snprintf(addr_file, sizeof(addr_file), "%s/client.addr",
-	    d->cfg->state_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", addr_file);
+	snprintf(path, path_size, "%s/%s", d->cfg->state_dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "we");
 	if (f == NULL) {
 		log_warn("cannot write %s: %s", tmp, strerror(errno));
-		addr_file[0] = '\0';
+		path[0] = '\0';
 		return;
 	}
-	fprintf(f, "%s\n", listener_address(d->client_l));
-	if (fclose(f) != 0 || rename(tmp, addr_file) < 0) {
-		log_warn("cannot write %s: %s", addr_file, strerror(errno));
+	fprintf(f, "%s\n", addr);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		log_warn("cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
-		addr_file[0] = '\0';
+		path[0] = '\0';
 	}
+}
+
+static void
+write_addr_file(struct daemon *d)
+{
+	if (d->provider_l)
+		write_state_file(d, "provider.addr",
+		    listener_address(d->provider_l), provider_addr_file,
+		    sizeof(provider_addr_file));
+	write_state_file(d, "client.addr", listener_address(d->client_l),
+	    addr_file, sizeof(addr_file));
 }
 
 static int
@@ -144,9 +159,21 @@ control_limits(const struct config *cfg, struct listener_limits *l)
 	l->output_limit = 4 * CTL_FRAME_MAX;
 }
 
-static SSL_CTX *
-tls_server_ctx(const struct config *cfg)
+/* The provider channel asks for a client certificate and accepts any:
+ * the certificate's fingerprint must be pinned to the provider it claims
+ * to be (or a token is used instead), which prov_auth checks. */
+static int
+tls_accept_any_cert(int preverify_ok, X509_STORE_CTX *x509_ctx)
 {
+	(void)preverify_ok;
+	(void)x509_ctx;
+	return 1;
+}
+
+static SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, bool want_client_cert)
+{
+	static const unsigned char sid_ctx[] = "twinrouted";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (ctx == NULL)
@@ -156,13 +183,29 @@ tls_server_ctx(const struct config *cfg)
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
 	/* TLS 1.2: forward-secret AEAD suites only. */
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, cfg->client_tls_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, cfg->client_tls_key,
-	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, sid_ctx,
+	    sizeof(sid_ctx) - 1) != 1) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (want_client_cert)
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_accept_any_cert);
 	return ctx;
+}
+
+static void
+provider_limits(const struct config *cfg, struct listener_limits *lim)
+{
+	*lim = (struct listener_limits){
+		.max_frame = cfg->provider_max_frame,
+		.max_connections = cfg->provider_max_connections,
+		/* Dead-peer detection: three heartbeats without a frame. */
+		.idle_timeout = 3 * cfg->provider_heartbeat,
+		.output_limit = 4 * cfg->provider_max_frame,
+	};
 }
 
 static void
@@ -175,7 +218,8 @@ shutdown_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	open_conns = listener_conn_count(d->client_l) +
-	    listener_conn_count(d->control_l);
+	    listener_conn_count(d->control_l) +
+	    (d->provider_l ? listener_conn_count(d->provider_l) : 0);
 	pending = store_sync_pending(d->store) + vault_pending(d->vault) +
 	    worker_pending(d->hasher);
 	if (open_conns == 0 && pending == 0) {
@@ -201,6 +245,8 @@ begin_shutdown(struct daemon *d, const char *why)
 	log_info("%s: stopping; finishing in-flight replies", why);
 	listener_shutdown(d->client_l);
 	listener_shutdown(d->control_l);
+	if (d->provider_l)
+		listener_shutdown(d->provider_l);
 	shutdown_deadline = time(NULL) + SHUTDOWN_GRACE_SECONDS;
 	shutdown_timer = event_new(d->base, -1, EV_PERSIST, shutdown_tick, d);
 	if (shutdown_timer == NULL || event_add(shutdown_timer, &tv) < 0)
@@ -316,7 +362,7 @@ main(int argc, char **argv)
 	struct listener_limits lim;
 	struct store_opts sopts = { 0 };
 	struct event *sig_term, *sig_int, *sig_hup;
-	SSL_CTX *ssl_ctx = NULL;
+	SSL_CTX *ssl_ctx = NULL, *prov_ssl_ctx = NULL;
 	bool foreground = false, test_only = false;
 	int ch, r, facility;
 
@@ -436,7 +482,8 @@ main(int argc, char **argv)
 	client_order_recover(d);
 
 	if (cfg.client_tls_cert[0] != '\0') {
-		ssl_ctx = tls_server_ctx(&cfg);
+		ssl_ctx = tls_server_ctx(cfg.client_tls_cert, cfg.client_tls_key,
+		    false);
 		if (ssl_ctx == NULL)
 			fatalx("client TLS: cannot load %s / %s: %s",
 			    cfg.client_tls_cert, cfg.client_tls_key,
@@ -469,6 +516,23 @@ main(int argc, char **argv)
 		    cfg.lmtp_listen[0] ? " / " : "", cfg.lmtp_listen,
 		    r == -EADDRINUSE ? "another twinrouted is running there" :
 		    tr_strerror(r));
+	r = providers_new(d, &d->providers);
+	if (r < 0)
+		fatalx("providers: %s", tr_strerror(r));
+	if (cfg.provider_listen[0] != '\0') {
+		prov_ssl_ctx = tls_server_ctx(cfg.provider_tls_cert,
+		    cfg.provider_tls_key, true);
+		if (prov_ssl_ctx == NULL)
+			fatalx("provider TLS: cannot load %s / %s: %s",
+			    cfg.provider_tls_cert, cfg.provider_tls_key,
+			    ERR_reason_error_string(ERR_get_error()));
+		provider_limits(&cfg, &lim);
+		r = listener_new_tcp(d->base, cfg.provider_listen, prov_ssl_ctx,
+		    &provider_listener_ops, &lim, d, &d->provider_l);
+		if (r < 0)
+			fatalx("provider listener %s: %s", cfg.provider_listen,
+			    tr_strerror(r));
+	}
 	write_addr_file(d);
 
 	sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
@@ -494,8 +558,12 @@ main(int argc, char **argv)
 
 	if (addr_file[0] != '\0')
 		unlink(addr_file);
+	if (provider_addr_file[0] != '\0')
+		unlink(provider_addr_file);
 	d->client_l = listener_free(d->client_l);
 	d->control_l = listener_free(d->control_l);
+	if (d->provider_l)
+		d->provider_l = listener_free(d->provider_l);
 	lmtp_listen_free(d->lmtp);
 	d->lmtp = NULL;
 	d->vault = vault_close(d->vault);
@@ -505,6 +573,8 @@ main(int argc, char **argv)
 	/* After the store: its last waiters may still hand it jobs. */
 	mailer_free(d->mailer);
 	d->mailer = NULL;
+	providers_free(d->providers);
+	d->providers = NULL;
 	if (shutdown_timer)
 		event_free(shutdown_timer);
 	event_free(sig_term);
@@ -513,6 +583,8 @@ main(int argc, char **argv)
 	event_base_free(d->base);
 	if (ssl_ctx)
 		SSL_CTX_free(ssl_ctx);
+	if (prov_ssl_ctx)
+		SSL_CTX_free(prov_ssl_ctx);
 	if (cfg.pid_file[0] != '\0')
 		unlink(cfg.pid_file);
 	log_info("stopped");

@@ -16,6 +16,7 @@
 #include "common/macro.h"
 #include "daemon.h"
 #include "mail/mailer.h"
+#include "provider/provider.h"
 #include "member/member.h"
 #include "net/durable.h"
 #include "order/order.h"
@@ -140,6 +141,9 @@ client_order_changed(struct daemon *d, uint64_t seq, const Order *o,
 
 	if (o->state == ST(AUTHORIZED))
 		mailer_kick(d->mailer, o->id, seq);
+	else if (o->state == ST(CONFIRMED))
+		providers_order_confirmed(d->providers, o->provider_id, o->id,
+		    seq);
 	if (watch_lists == NULL || htab_get(watch_lists, o->member) == NULL)
 		return;
 	bare.n_history = 0;

@@ -214,6 +214,17 @@ is_ip_literal(const char *host)
 	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* No passphrase for encrypted keys: there is no one to ask. */
+static int
+conn_no_passphrase(char *buf, int size, int rwflag, void *data)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)data;
+	return -1;
+}
+
 /*
  * Run the TLS handshake on c->fd. On failure the OpenSSL error queue says
  * why (with the verification result as error data); returns -EPROTO, or
@@ -245,6 +256,17 @@ conn_tls_start(struct tr_conn *c, const struct tr_conn_opts *o,
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	if (o->cert_file) {
+		/* An encrypted key fails here instead of asking a terminal. */
+		SSL_CTX_set_default_passwd_cb(ctx, conn_no_passphrase);
+		if (SSL_CTX_use_certificate_chain_file(ctx,
+		    o->cert_file) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx,
+		    o->key_file ? o->key_file : o->cert_file,
+		    SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1)
+			return -EPROTO;
 	}
 
 	ssl = SSL_new(ctx);
@@ -552,6 +574,72 @@ tr_conn_recv(struct tr_conn *c, uint32_t max, uint8_t **ret_buf,
 	*ret_buf = TAKE_PTR(buf);
 	*ret_len = n;
 	return 0;
+}
+
+/*
+ * Whether application data, EOF or an error waits in the TLS layer: 1, or
+ * 0 when what came in was only TLS records of its own (or half a record).
+ * The socket is non-blocking: this never waits.
+ */
+static int
+conn_tls_readable(struct tr_conn *c)
+{
+	uint8_t b;
+	size_t n = 0;
+	int e;
+
+	if (SSL_pending(c->ssl) > 0)
+		return 1;
+	ERR_clear_error();
+	errno = 0;
+	if (SSL_peek_ex(c->ssl, &b, 1, &n) == 1)
+		return 1;
+	e = SSL_get_error(c->ssl, 0);
+	if (e == SSL_ERROR_WANT_READ)
+		return 0;
+	/* EOF, an error, or a write the next read does: let it report. */
+	return 1;
+}
+
+int
+tr_conn_wait(struct tr_conn *c, int timeout_ms)
+{
+	int64_t deadline;
+	bool first = true;
+
+	if (!c)
+		return -EINVAL;
+	deadline = deadline_after(timeout_ms);
+	for (;; first = false) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int timeout = -1;
+		int r;
+
+		if (c->ssl && SSL_has_pending(c->ssl) && conn_tls_readable(c))
+			return 1;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0 && !first)
+				return 0;
+			timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX :
+			    (int)left;
+		}
+		r = poll(&pfd, 1, timeout);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 0;
+		if (!c->ssl || conn_tls_readable(c))
+			return 1;
+		/* Only a record of the TLS layer's own: wait on. */
+	}
+}
+
+int
+tr_conn_fd(const struct tr_conn *c)
+{
+	return c ? c->fd : -1;
 }
 
 struct tr_conn *

@@ -16,6 +16,13 @@ struct tr_conn_opts {
 	bool tls;               /* TLS over TCP */
 	const char *ca_file;    /* verify the server against this CA; NULL: no verification */
 	const char *server_name;/* SNI and name check; NULL: the host part */
+	/*
+	 * A client certificate (PEM, with its chain if any) and its private
+	 * key (PEM, not encrypted; NULL: in cert_file), presented when the
+	 * server asks. NULL: none. Read at each connection.
+	 */
+	const char *cert_file;
+	const char *key_file;
 };
 
 /* Split "host:port" or "[v6]:port". Returns 0 or -EINVAL. Caller frees both. */
@@ -36,6 +43,21 @@ int tr_conn_send_raw(struct tr_conn *c, const void *buf, size_t len);
  */
 int tr_conn_recv(struct tr_conn *c, uint32_t max, uint8_t **ret_buf,
     uint32_t *ret_len);
+
+/*
+ * Wait until a frame can be read: 1 when data (or EOF, or an error, which
+ * the next tr_conn_recv() reports) is there, 0 after timeout_ms (< 0:
+ * none), -EINTR when a signal arrived, -errno. Data already inside the
+ * TLS layer counts; TLS records that carry no data (session tickets, key
+ * updates) are read and do not count.
+ */
+int tr_conn_wait(struct tr_conn *c, int timeout_ms);
+
+/*
+ * The socket: for shutdown(SHUT_RD) from a signal handler, which wakes a
+ * tr_conn_wait() at once. Not for reading: the TLS layer may hold data.
+ */
+int tr_conn_fd(const struct tr_conn *c);
 
 struct tr_conn *tr_conn_close(struct tr_conn *c);
 

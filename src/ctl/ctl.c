@@ -86,6 +86,24 @@ const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	[CTL_ORDER_RESEND_CONFIRMATION] = { "order resend-confirmation", "ID",
 	    "send an order's confirmation again, with a new token (the old "
 	    "one stops working)", 0 },
+	[CTL_PROVIDER_CERT] = { "provider cert", "ID FILE | ID --remove",
+	    "pin the client certificate (PEM FILE) a provider proves itself "
+	    "with; prints its SHA-256", 0 },
+	[CTL_PROVIDER_TOKEN] = { "provider token", "ID [--remove]",
+	    "issue a provider a new token, printed once (only its hash is "
+	    "kept); --remove revokes it", 0 },
+	[CTL_PROVIDER_SESSIONS] = { "provider sessions", "",
+	    "the providers connected now, with their dispatch windows",
+	    CTL_F_READONLY },
+	[CTL_QUEUE_PROVIDER] = { "queue provider", "[ID]",
+	    "dispatch jobs waiting in the provider outbox, of every provider "
+	    "or of one",
+	    CTL_F_READONLY },
+	[CTL_LEDGER] = { "ledger",
+	    "PROVIDER [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--csv]",
+	    "a provider's fulfilled and charged orders, by the day they were "
+	    "fulfilled (UTC; --to excluded), with totals per currency",
+	    CTL_F_READONLY },
 };
 
 int

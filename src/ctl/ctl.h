@@ -8,6 +8,8 @@
 #define CTL_PROTO_VERSION 1
 /* Control frames carry whole catalogs on import. */
 #define CTL_FRAME_MAX (16u * 1024u * 1024u)
+/* provider cert: the PEM file the CLI reads, and the DER it sends. */
+#define CTL_CERT_MAX (64u * 1024u)
 
 /* The index into ctl_cmds[]; sent on the wire: append only. */
 enum ctl_cmd {
@@ -41,6 +43,11 @@ enum ctl_cmd {
 	CTL_ORDER_CANCEL,
 	CTL_QUEUE_MAIL,
 	CTL_ORDER_RESEND_CONFIRMATION,
+	CTL_PROVIDER_CERT,
+	CTL_PROVIDER_TOKEN,
+	CTL_PROVIDER_SESSIONS,
+	CTL_QUEUE_PROVIDER,
+	CTL_LEDGER,
 	CTL__COUNT,
 };
 

@@ -26,16 +26,6 @@
 
 #define E(x) TWINROUTE__ERROR_CODE__ERR_##x
 
-static void
-ctl_store_error(struct conn *c, uint64_t id, int r, const char *what)
-{
-	char msg[128];
-
-	snprintf(msg, sizeof(msg), "%s: %s", what, tr_strerror(r));
-	log_err("control: %s", msg);
-	ctl_send_error(c, id, r == -ENOSPC ? E(STORE_FULL) : E(STORE), msg);
-}
-
 /* "42", "0x2a" or the 16-digit hex form the logs print ("000000000000002a"). */
 static int
 ctl_order_id(const char *s, uint64_t *ret_id)

@@ -106,6 +106,19 @@ ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp)
 		    "out of memory (the change was made)");
 }
 
+/* A store failure as the admin reads it, logged too. */
+void
+ctl_store_error(struct conn *c, uint64_t id, int r, const char *what)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, tr_strerror(r));
+	log_err("control: %s", msg);
+	ctl_send_error(c, id, r == -ENOSPC ?
+	    TWINROUTE__ERROR_CODE__ERR_STORE_FULL :
+	    TWINROUTE__ERROR_CODE__ERR_STORE, msg);
+}
+
 void
 ctl_reply(struct conn *c, CtlResponse *resp)
 {
@@ -437,6 +450,11 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_ORDER_CANCEL] = ctl_order_cancel,
 	[CTL_QUEUE_MAIL] = ctl_queue_mail,
 	[CTL_ORDER_RESEND_CONFIRMATION] = ctl_order_resend_confirmation,
+	[CTL_PROVIDER_CERT] = ctl_provider_cert,
+	[CTL_PROVIDER_TOKEN] = ctl_provider_token,
+	[CTL_PROVIDER_SESSIONS] = ctl_provider_sessions,
+	[CTL_QUEUE_PROVIDER] = ctl_queue_provider,
+	[CTL_LEDGER] = ctl_ledger,
 };
 
 void

@@ -15,6 +15,8 @@ typedef Twinroute__Ctl__CtlResponse CtlResponse;
 /* Replies (ctl_server.c). */
 void ctl_send_error(struct conn *c, uint64_t id, int code, const char *msg);
 void ctl_reply(struct conn *c, CtlResponse *resp);
+/* "WHAT: reason" as ERR_STORE (ERR_STORE_FULL for -ENOSPC), logged. */
+void ctl_store_error(struct conn *c, uint64_t id, int r, const char *what);
 /* Send resp once the broker store has synced seq. */
 void ctl_reply_durable(struct conn *c, uint64_t seq, CtlResponse *resp);
 /* "ctl uid=0 pid=42": who is asking, for logs and the audit trail. */
@@ -52,5 +54,12 @@ void ctl_order_show(struct conn *c, const CtlRequest *req);
 void ctl_order_cancel(struct conn *c, const CtlRequest *req);
 void ctl_queue_mail(struct conn *c, const CtlRequest *req);
 void ctl_order_resend_confirmation(struct conn *c, const CtlRequest *req);
+
+/* Provider credentials, sessions, dispatch queue, ledger (ctl_provider.c). */
+void ctl_provider_cert(struct conn *c, const CtlRequest *req);
+void ctl_provider_token(struct conn *c, const CtlRequest *req);
+void ctl_provider_sessions(struct conn *c, const CtlRequest *req);
+void ctl_queue_provider(struct conn *c, const CtlRequest *req);
+void ctl_ledger(struct conn *c, const CtlRequest *req);
 
 #endif

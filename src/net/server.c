@@ -126,6 +126,25 @@ conn_peer_name(const struct conn *c)
 	return c->peer;
 }
 
+int
+conn_peer_cert_sha256(const struct conn *c, uint8_t ret[32])
+{
+	unsigned int len = 32;
+	X509 *x;
+	SSL *ssl;
+	int ok;
+
+	if (!c->bev)
+		return -ENOTSUP;
+	ssl = bufferevent_openssl_get_ssl(c->bev);
+	x = ssl ? SSL_get_peer_certificate(ssl) : NULL;
+	if (!x)
+		return -ENOENT;
+	ok = X509_digest(x, EVP_sha256(), ret, &len);
+	X509_free(x);
+	return ok == 1 && len == 32 ? 0 : -EIO;
+}
+
 bool
 conn_is_closing(const struct conn *c)
 {

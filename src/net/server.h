@@ -74,6 +74,9 @@ void conn_set_data(struct conn *c, void *data);
 int conn_peer_cred(const struct conn *c, pid_t *ret_pid, uid_t *ret_uid,
     gid_t *ret_gid);
 const char *conn_peer_name(const struct conn *c);
+/* SHA-256 of the DER of the TLS peer's certificate: -ENOTSUP without TLS,
+ * -ENOENT when the peer sent none. */
+int conn_peer_cert_sha256(const struct conn *c, uint8_t ret[32]);
 /* Queue one framed message. 0, -ENOMEM, or -EPIPE if the connection is
  * closing or gone. */
 int conn_send(struct conn *c, const ProtobufCMessage *msg);

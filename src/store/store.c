@@ -87,6 +87,7 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_CONFIRM_EXPIRY] = "confirm_expiry",
 	[STORE_DB_OUTBOX_PROVIDER] = "outbox_provider",
 	[STORE_DB_OUTBOX_FAX] = "outbox_fax",
+	[STORE_DB_PROVIDER_AUTH] = "provider_auth",
 };
 
 struct store_waiter {

@@ -28,6 +28,7 @@ enum store_db {
 	STORE_DB_CONFIRM_EXPIRY,       /* key: expiry ms BE, order id BE; empty */
 	STORE_DB_OUTBOX_PROVIDER,      /* key: order id; DispatchJob */
 	STORE_DB_OUTBOX_FAX,           /* key: order id; DispatchJob */
+	STORE_DB_PROVIDER_AUTH,        /* key: provider id; ProviderAuth */
 	STORE_DB__COUNT,
 };
 

@@ -159,6 +159,14 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->lmtp_require_authentication,
 	    b->lmtp_require_authentication);
 	assert_string_equal(a->lmtp_authserv_id, b->lmtp_authserv_id);
+	assert_string_equal(a->provider_listen, b->provider_listen);
+	assert_string_equal(a->provider_tls_cert, b->provider_tls_cert);
+	assert_string_equal(a->provider_tls_key, b->provider_tls_key);
+	assert_int_equal(a->provider_heartbeat, b->provider_heartbeat);
+	assert_int_equal(a->provider_window, b->provider_window);
+	assert_int_equal(a->provider_max_connections,
+	    b->provider_max_connections);
+	assert_int_equal(a->provider_max_frame, b->provider_max_frame);
 }
 
 static void
@@ -249,6 +257,8 @@ test_shipped_conf_documents_defaults(void **state)
 		"socket", "listen", "max_message", "max_line",
 		"max_recipients", "max_connections", "idle_timeout",
 		"require_authentication", "authserv_id",
+		"listen", "tls_cert", "tls_key", "heartbeat", "window",
+		"max_connections", "max_frame",
 	};
 	struct config cfg, def;
 	struct config_err err;
@@ -738,6 +748,9 @@ test_finish_checks(void **state)
 	    "mail.domain: not a domain name: exa mple.org");
 	assert_finish_fails("[mail]\nretry_min = 2h\n",
 	    "mail.retry_min: more than mail.retry_max (3600s): 7200s");
+	assert_finish_fails("[provider]\nlisten = 127.0.0.1:7421\n",
+	    "provider.listen: set without provider.tls_cert and "
+	    "provider.tls_key (the provider channel is TLS only)");
 	assert_finish_fails("[lmtp]\nrequire_authentication = yes\n",
 	    "lmtp.require_authentication: yes without lmtp.authserv_id");
 	assert_finish_fails("[lmtp]\nlisten = 192.0.2.1:24\n",

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* twinroute-bench.c -- closed-loop load generator: catalog, orders, Redis */
+/* twinroute-bench.c -- load generator: catalog, orders, Redis, provider dispatch */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -8,7 +8,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +31,7 @@
 #include "common/errcode.h"
 #include "common/frame.h"
 #include "common/macro.h"
+#include "provider.pb-c.h"
 
 #define BENCH_CONNS_MAX 10000u
 #define BENCH_SECONDS_MAX 3600u
@@ -66,6 +69,26 @@
 #define ORDER_PREFIX_MAX 32u
 #define ORDER_PASSWORD_MAX 256u  /* a Login fits in WBUF_SIZE */
 #define ORDER_STATE_FIELD 10u       /* Order.state */
+#define ORDER_SERVICES_MAX 10000u   /* --service A,B,...: ordered in turn */
+#define ORDER_COUNT_MAX 100000000u  /* --count */
+
+/* Provider mode: one thread and one blocking TLS session per provider. */
+#define PROV_PROTO_VERSION 1u
+#define PROV_SESSIONS_MAX 1000u     /* lines of --providers-file */
+#define PROV_LINE_MAX 512u          /* bytes of one line, newline excluded */
+#define PROV_ID_MAX 63u             /* bytes of a provider id */
+#define PROV_TOKEN_MAX 256u         /* bytes of a token */
+#define PROV_SECONDS_DEFAULT 60u    /* -d: the whole run at most */
+#define PROV_RESP_MAX (1024u * 1024u) /* largest response frame taken */
+#define PROV_IDLE_NS UINT64_C(2000000000) /* no dispatch this long after the first: done */
+#define PROV_POLL_MS 50             /* how often a session looks at the stop flag */
+#define PROV_DRAIN_MS 2000          /* at the end, how long to wait for Oks due */
+#define PROV_ACKS_INIT 64u          /* Acks awaiting their Ok, per session: */
+#define PROV_ACKS_MAX (1u << 20)    /* a ring that doubles up to this */
+#define PROV_STACK_SIZE (256u * 1024u)
+#define PROV_ID_HELLO 1u            /* request ids: Hello, Auth, then Acks */
+#define PROV_ID_AUTH 2u
+#define PROV_ID_FIRST_ACK 3u
 
 /* One request frame under construction: header, id, body template. */
 #define WBUF_SIZE 512u
@@ -92,6 +115,7 @@ enum bench_mode {
 	MODE_REDIS,
 	MODE_ORDER,      /* Login once, then PlaceOrder in a loop */
 	MODE_REDIS_SET,  /* SET of a fresh key each time */
+	MODE_PROVIDER,   /* provider sessions: Ack every OrderDispatch */
 };
 
 static const char *const mode_names[] = {
@@ -99,6 +123,7 @@ static const char *const mode_names[] = {
 	[MODE_REDIS] = "redis",
 	[MODE_ORDER] = "order",
 	[MODE_REDIS_SET] = "redis-set",
+	[MODE_PROVIDER] = "provider",
 };
 
 enum bench_op {
@@ -151,6 +176,31 @@ struct strv {
 
 struct bench;
 
+/*
+ * One provider session, run by its own thread. The thread alone touches
+ * it until it is joined; then the main thread reads the results.
+ */
+struct prov_session {
+	struct bench *b;
+	unsigned idx;
+	char provider_id[PROV_ID_MAX + 1];
+	char token[PROV_TOKEN_MAX + 1];
+	pthread_t thread;
+	bool started;
+	bool settled;         /* counted in prov_settled */
+	uint64_t next_id;     /* the next Ack's request id */
+	uint64_t last_tx_ns;  /* when something was last sent */
+	/* Acks awaiting their Ok: request ids ack_lo .. ack_hi - 1, each
+	 * slot the time its Ack was sent, 0 once answered */
+	uint64_t *ack_sent;
+	size_t ack_cap;       /* a power of two */
+	uint64_t ack_lo, ack_hi;
+	/* results */
+	struct hist hist;     /* from an Ack's send to its Ok */
+	uint64_t dispatches, redeliveries, acked;
+	uint64_t first_ns, last_ok_ns;
+};
+
 struct conn {
 	struct bench *b;
 	unsigned idx;
@@ -189,7 +239,12 @@ struct bench {
 	uint64_t rng;
 	const char *member_prefix;
 	const char *password_file;
-	const char *service;
+	const char *service;  /* --service as given: one id or a list */
+	struct strv services; /* ordered in turn */
+	uint64_t count;       /* --count: orders in all; 0: no limit */
+	uint64_t sent;        /* requests sent, every phase */
+	uint64_t placed;      /* orders sent: picks the next service */
+	unsigned n_idle;      /* with --count: connections done */
 	unsigned members;
 	char password[ORDER_PASSWORD_MAX + 2];
 	char run_tag[17];     /* in every idempotency key: runs never collide */
@@ -219,6 +274,24 @@ struct bench {
 	uint64_t errors;
 	uint64_t authorized, declined; /* order mode, while measuring */
 	uint64_t t_start, t_end;
+
+	/* provider mode */
+	const char *providers_file;
+	const char *ca_file;
+	bool seconds_set;
+	struct prov_session *ps;
+	pthread_mutex_t prov_lock;  /* errors, prov_ready */
+	unsigned prov_ready;        /* sessions past Hello, or failed */
+	atomic_bool prov_go;        /* every session may send Auth */
+	atomic_bool prov_stop;      /* sessions end */
+	atomic_uint prov_live;      /* session threads running */
+	atomic_uint prov_settled;   /* sessions with their AuthReply, or ended */
+	atomic_uint_fast64_t prov_due; /* Acks awaiting their Ok, all sessions */
+	atomic_uint_fast64_t prov_first_ns; /* the first dispatch, any session */
+	atomic_uint_fast64_t prov_last_ns;  /* the latest dispatch */
+	uint64_t redeliveries;
+	uint64_t dispatches;
+	uint64_t unanswered;        /* Acks without an Ok at the end */
 };
 
 static const char *progname = "twinroute-bench";
@@ -581,15 +654,18 @@ usage(FILE *f)
 	    "       %s redis [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
 	    "           [--size BYTES] [--keys N] [--seed N] [--json]\n"
 	    "       %s order [-H HOST:PORT] [-c CONNS] [-d SECONDS] [-w SECONDS]\n"
-	    "           --member-prefix P --password-file F --service ID\n"
-	    "           [--members N] [--seed N] [--json]\n"
+	    "           --member-prefix P --password-file F --service ID[,ID...]\n"
+	    "           [--members N] [--count N] [--seed N] [--json]\n"
 	    "       %s redis-set [-H HOST:PORT] [-c CONNS] [-d SECONDS]\n"
 	    "           [-w SECONDS] [--size BYTES] [--seed N] [--json]\n"
+	    "       %s provider -H HOST:PORT --providers-file FILE [-d SECONDS]\n"
+	    "           [--ca FILE] [--json]\n"
 	    "\n"
 	    "Closed-loop load: every connection sends one request, waits for the\n"
 	    "reply, records its latency and sends the next, for SECONDS after an\n"
 	    "unrecorded warm-up. Every reply is checked; any error makes the exit\n"
-	    "status 1.\n"
+	    "status 1. The provider mode is the other way round: the server\n"
+	    "pushes, the generator answers.\n"
 	    "\n"
 	    "modes:\n"
 	    "  catalog   twinrouted's client protocol. One setup connection sends\n"
@@ -605,15 +681,30 @@ usage(FILE *f)
 	    "            sends Hello and logs in as member P%%04u (i modulo\n"
 	    "            --members, which defaults to CONNS) with the password on\n"
 	    "            the first line of --password-file, before the clock\n"
-	    "            starts; then each request is PlaceOrder(--service,\n"
-	    "            quantity 1, a new idempotency key). A reply must be an\n"
-	    "            Order AUTHORIZED or DECLINED (counted apart); anything\n"
-	    "            else is an error. The members, their cards and the\n"
-	    "            service must exist beforehand.\n"
+	    "            starts; then each request is PlaceOrder(a service of\n"
+	    "            --service, each in turn, quantity 1, a new idempotency\n"
+	    "            key). A reply must be an Order AUTHORIZED or DECLINED\n"
+	    "            (counted apart); anything else is an error. With\n"
+	    "            --count N the run ends once N orders (warm-up included)\n"
+	    "            are answered, or after SECONDS. The members, their\n"
+	    "            cards and the services must exist beforehand.\n"
 	    "  redis-set RESP. Each request is SET key:<conn>:<n> of a value of\n"
 	    "            --size bytes (default %u) and wants +OK: against a Redis\n"
 	    "            with appendonly yes and appendfsync always, a durable\n"
 	    "            write per request.\n"
+	    "  provider  twinrouted's provider protocol over TLS (no certificate\n"
+	    "            check unless --ca). One session and one thread per line\n"
+	    "            'PROVIDER_ID TOKEN' of --providers-file (blank lines and\n"
+	    "            '#' comments skipped); each sends Hello, then, once every\n"
+	    "            session has its HelloReply, Auth with the token, and\n"
+	    "            answers every OrderDispatch pushed at once with\n"
+	    "            Ack{order_id}. Latency is an Ack's round trip: from its\n"
+	    "            send to its Ok (the broker answers once DISPATCHED is\n"
+	    "            durable). The run ends once every session has its\n"
+	    "            AuthReply, every Ack its answer, and no dispatch came\n"
+	    "            for %u s after the first; or after SECONDS (default %u)\n"
+	    "            in all. The rate is the Acks answered from the first\n"
+	    "            dispatch to the last Ok.\n"
 	    "\n"
 	    "options:\n"
 	    "  -H, --host HOST:PORT   server (default 127.0.0.1:7420 for catalog,\n"
@@ -631,26 +722,38 @@ usage(FILE *f)
 	    "      --member-prefix P  order: members are P0000, P0001, ...\n"
 	    "      --members N        order: how many, 1..%u (default CONNS)\n"
 	    "      --password-file F  order: the members' password, its first line\n"
-	    "      --service ID       order: the service ordered\n"
+	    "      --service ID[,ID]  order: the service ordered, or services ordered\n"
+	    "                         in turn (at most %u)\n"
+	    "      --count N          order: orders in all, 1..%u (default: no limit)\n"
+	    "      --providers-file F provider: 'PROVIDER_ID TOKEN' per session, at\n"
+	    "                         most %u sessions\n"
+	    "      --ca FILE          provider: verify the broker's certificate\n"
+	    "                         against this CA (default: no verification)\n"
 	    "      --seed N           random seed (default: from the clock, or the\n"
 	    "                         environment variable %s)\n"
 	    "      --json             print a JSON object on stdout: mode, mix, conns,\n"
 	    "                         seconds, requests, rps, p50_us, p99_us, p999_us,\n"
 	    "                         max_us, errors, and in order mode authorized\n"
-	    "                         and declined (the text line goes to stderr)\n"
+	    "                         and declined, in provider mode dispatches,\n"
+	    "                         redeliveries, unanswered and elapsed_s (the\n"
+	    "                         text line goes to stderr)\n"
 	    "  -h, --help             this help\n"
 	    "\n"
 	    "Output: one line, e.g.\n"
 	    "  catalog get conns=50 secs=10 requests=1234567 rps=123456 p50=0.350ms\n"
 	    "  p99=0.800ms p99.9=1.200ms max=3.100ms errors=0\n"
 	    "Latencies come from a log-linear histogram (0.8 %% precision), from\n"
-	    "the write of a request to the read of its whole reply.\n",
-	    progname, progname, progname, progname, CAT_PAGE_SIZE,
-	    CAT_SEARCH_LIMIT, REDIS_SET_SIZE_DEFAULT, 1u,
+	    "the write of a request to the read of its whole reply. In provider\n"
+	    "mode: 'provider ack conns=SESSIONS ... requests=ACKS_ANSWERED ...\n"
+	    "dispatches=N redeliveries=N unanswered=N elapsed=SECONDS'.\n",
+	    progname, progname, progname, progname, progname, CAT_PAGE_SIZE,
+	    CAT_SEARCH_LIMIT, REDIS_SET_SIZE_DEFAULT,
+	    (unsigned)(PROV_IDLE_NS / 1000000000u), PROV_SECONDS_DEFAULT, 1u,
 	    BENCH_CONNS_MAX, BENCH_CONNS_DEFAULT, BENCH_SECONDS_MAX,
 	    BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_WEIGHT_MAX,
 	    REDIS_SIZE_MAX, REDIS_SIZE_DEFAULT, REDIS_KEYS_MAX,
-	    REDIS_KEYS_DEFAULT, ORDER_MEMBERS_MAX, BENCH_SEED_ENV);
+	    REDIS_KEYS_DEFAULT, ORDER_MEMBERS_MAX, ORDER_SERVICES_MAX,
+	    ORDER_COUNT_MAX, PROV_SESSIONS_MAX, BENCH_SEED_ENV);
 }
 
 static int
@@ -684,6 +787,39 @@ opt_u64(const char *name, const char *s, uint64_t min, uint64_t max)
 		exit(2);
 	}
 	return v;
+}
+
+/*
+ * "ID" or "ID,ID,..." into *ret: each id 1..CAT_FIELD_MAX
+ * bytes, at most ORDER_SERVICES_MAX of them. 0, -EINVAL or -ENOMEM.
+ */
+static int
+parse_services(const char *spec, struct strv *ret)
+{
+	struct strv sv = { 0 };
+	const char *p = spec;
+	int r;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+
+		if (n == 0 || n > CAT_FIELD_MAX ||
+		    sv.n == ORDER_SERVICES_MAX) {
+			strv_free(&sv);
+			return -EINVAL;
+		}
+		r = strv_push(&sv, p, n);
+		if (r < 0) {
+			strv_free(&sv);
+			return r;
+		}
+		p += n;
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	*ret = sv;
+	return 0;
 }
 
 /* "get=8,list=1,search=1" into weights[]. 0 or -EINVAL. */
@@ -736,8 +872,10 @@ mix_name(const struct bench *b, char *out, size_t size)
 {
 	size_t used = 0;
 
-	if (b->mode == MODE_ORDER || b->mode == MODE_REDIS_SET) {
-		snprintf(out, size, "%s", b->mode == MODE_ORDER ? "place" : "set");
+	if (b->mode == MODE_ORDER || b->mode == MODE_REDIS_SET ||
+	    b->mode == MODE_PROVIDER) {
+		snprintf(out, size, "%s", b->mode == MODE_ORDER ? "place" :
+		    b->mode == MODE_REDIS_SET ? "set" : "ack");
 		return;
 	}
 	if (b->mode == MODE_REDIS || b->weight_total == b->weights[OP_GET]) {
@@ -771,6 +909,9 @@ parse_args(struct bench *b, int argc, char **argv)
 		OPT_MEMBERS,
 		OPT_PASSWORD_FILE,
 		OPT_SERVICE,
+		OPT_COUNT,
+		OPT_PROVIDERS_FILE,
+		OPT_CA,
 	};
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'H' },
@@ -786,12 +927,16 @@ parse_args(struct bench *b, int argc, char **argv)
 		{ "members", required_argument, NULL, OPT_MEMBERS },
 		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
 		{ "service", required_argument, NULL, OPT_SERVICE },
+		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "providers-file", required_argument, NULL, OPT_PROVIDERS_FILE },
+		{ "ca", required_argument, NULL, OPT_CA },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode, *seed_env;
 	bool seeded = false, mix_set = false, size_set = false, keys_set = false;
-	bool order_set = false;
+	bool order_set = false, conns_set = false, warmup_set = false;
+	bool prov_set = false;
 	uint64_t seed = 0;
 	int opt;
 
@@ -812,9 +957,11 @@ parse_args(struct bench *b, int argc, char **argv)
 		b->mode = MODE_ORDER;
 	else if (strcmp(mode, "redis-set") == 0)
 		b->mode = MODE_REDIS_SET;
+	else if (strcmp(mode, "provider") == 0)
+		b->mode = MODE_PROVIDER;
 	else {
-		msg("unknown mode '%s': catalog, redis, order or redis-set (see --help)",
-		    mode);
+		msg("unknown mode '%s': catalog, redis, order, redis-set or "
+		    "provider (see --help)", mode);
 		exit(2);
 	}
 
@@ -834,14 +981,17 @@ parse_args(struct bench *b, int argc, char **argv)
 		case 'c':
 			b->conns = (unsigned)opt_u64("--conns", optarg, 1,
 			    BENCH_CONNS_MAX);
+			conns_set = true;
 			break;
 		case 'd':
 			b->seconds = (unsigned)opt_u64("--duration", optarg, 1,
 			    BENCH_SECONDS_MAX);
+			b->seconds_set = true;
 			break;
 		case 'w':
 			b->warmup = (unsigned)opt_u64("--warmup", optarg, 0,
 			    BENCH_SECONDS_MAX);
+			warmup_set = true;
 			break;
 		case OPT_MIX:
 			if (parse_mix(optarg, b->weights) < 0) {
@@ -883,6 +1033,18 @@ parse_args(struct bench *b, int argc, char **argv)
 			b->service = optarg;
 			order_set = true;
 			break;
+		case OPT_COUNT:
+			b->count = opt_u64("--count", optarg, 1, ORDER_COUNT_MAX);
+			order_set = true;
+			break;
+		case OPT_PROVIDERS_FILE:
+			b->providers_file = optarg;
+			prov_set = true;
+			break;
+		case OPT_CA:
+			b->ca_file = optarg;
+			prov_set = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -895,8 +1057,8 @@ parse_args(struct bench *b, int argc, char **argv)
 		msg("unexpected argument '%s' (see --help)", argv[optind]);
 		exit(2);
 	}
-	if ((b->mode == MODE_CATALOG || b->mode == MODE_ORDER) &&
-	    (size_set || keys_set)) {
+	if ((b->mode == MODE_CATALOG || b->mode == MODE_ORDER ||
+	    b->mode == MODE_PROVIDER) && (size_set || keys_set)) {
 		msg("--size and --keys apply to the redis modes");
 		exit(2);
 	}
@@ -909,25 +1071,50 @@ parse_args(struct bench *b, int argc, char **argv)
 		exit(2);
 	}
 	if (b->mode != MODE_ORDER && order_set) {
-		msg("--member-prefix, --members, --password-file and --service "
-		    "apply to the order mode");
+		msg("--member-prefix, --members, --password-file, --service "
+		    "and --count apply to the order mode");
+		exit(2);
+	}
+	if (b->mode != MODE_PROVIDER && prov_set) {
+		msg("--providers-file and --ca apply to the provider mode");
 		exit(2);
 	}
 	if (b->mode == MODE_ORDER) {
+		int r;
+
 		if (!b->member_prefix || !b->password_file || !b->service) {
 			msg("order: --member-prefix, --password-file and --service "
 			    "are required (see --help)");
 			exit(2);
 		}
-		if (strlen(b->member_prefix) > ORDER_PREFIX_MAX ||
-		    strlen(b->service) > CAT_FIELD_MAX) {
-			msg("order: --member-prefix takes at most %u bytes, "
-			    "--service at most %u", ORDER_PREFIX_MAX,
-			    CAT_FIELD_MAX);
+		if (strlen(b->member_prefix) > ORDER_PREFIX_MAX) {
+			msg("order: --member-prefix takes at most %u bytes",
+			    ORDER_PREFIX_MAX);
+			exit(2);
+		}
+		r = parse_services(b->service, &b->services);
+		if (r < 0) {
+			msg("order: --service: want ID[,ID...], at most %u ids "
+			    "of 1..%u bytes each, got '%s'", ORDER_SERVICES_MAX,
+			    CAT_FIELD_MAX, b->service);
 			exit(2);
 		}
 		if (b->members == 0)
 			b->members = MIN(b->conns, ORDER_MEMBERS_MAX);
+	}
+	if (b->mode == MODE_PROVIDER) {
+		if (conns_set || warmup_set) {
+			msg("provider: no -c (one session per line of "
+			    "--providers-file) and no -w");
+			exit(2);
+		}
+		if (!b->providers_file || !b->hostport) {
+			msg("provider: -H and --providers-file are required "
+			    "(see --help)");
+			exit(2);
+		}
+		if (!b->seconds_set)
+			b->seconds = PROV_SECONDS_DEFAULT;
 	}
 	if (b->mode == MODE_REDIS_SET) {
 		if (!size_set)
@@ -1580,9 +1767,13 @@ conn_fail(struct conn *c, const char *fmt, ...)
 		if (prev == CONN_READY)
 			b->n_ready--;
 		bench_check_ready(b);
-	} else if (b->n_open == 0) {
-		bench_finish(b);
+		return;
 	}
+	/* Under load, a ready connection is one done with its --count. */
+	if (prev == CONN_READY && b->n_idle > 0)
+		b->n_idle--;
+	if (b->n_open == 0 || (b->count > 0 && b->n_idle >= b->n_open))
+		bench_finish(b);
 }
 
 /* Write what is left of wbuf; the write event finishes a partial write. */
@@ -1652,13 +1843,17 @@ bench_pick(struct bench *b)
 	return &b->tmpls[op][n == 1 ? 0 : rng_next(&b->rng) % n];
 }
 
-/* A PlaceOrder of the service, quantity 1, with a key never used before. */
+/*
+ * A PlaceOrder of the next service in turn, quantity 1, with a key never
+ * used before.
+ */
 static void
 conn_send_order(struct conn *c, uint64_t now)
 {
 	struct bench *b = c->b;
 	uint8_t inner[WBUF_SIZE / 2], *p = inner, *q = c->place_buf;
-	size_t slen = strlen(b->service);
+	const char *service = b->services.v[b->placed++ % b->services.n];
+	size_t slen = strlen(service);
 	char key[64];
 	int klen;
 
@@ -1666,7 +1861,7 @@ conn_send_order(struct conn *c, uint64_t now)
 	    ++c->seq);
 	*p++ = 0x0a; /* service_id */
 	p += pb_put_varint(p, slen);
-	memcpy(p, b->service, slen);
+	memcpy(p, service, slen);
 	p += slen;
 	*p++ = 0x10; /* quantity */
 	*p++ = 0x01;
@@ -1709,6 +1904,17 @@ conn_send_set(struct conn *c, uint64_t now)
 static void
 conn_send_next(struct conn *c, uint64_t now)
 {
+	struct bench *b = c->b;
+
+	if (b->count > 0 && b->sent >= b->count) {
+		/* Every request is out: this connection is done. */
+		c->state = CONN_READY;
+		b->n_idle++;
+		if (b->n_idle >= b->n_open)
+			bench_finish(b);
+		return;
+	}
+	b->sent++;
 	c->state = CONN_BUSY;
 	if (c->b->mode == MODE_ORDER)
 		conn_send_order(c, now);
@@ -2178,6 +2384,7 @@ bench_free(struct bench *b)
 	strv_free(&b->ids);
 	strv_free(&b->cats);
 	strv_free(&b->words);
+	strv_free(&b->services);
 }
 
 static int
@@ -2221,6 +2428,698 @@ bench_report(const struct bench *b)
 	return 0;
 }
 
+/* ---- provider mode ---- */
+
+typedef Twinroute__Provider__ProviderRequest PRequest;
+typedef Twinroute__Provider__ProviderResponse PResponse;
+
+static volatile sig_atomic_t prov_interrupted;
+
+static void
+prov_on_signal(int sig)
+{
+	(void)sig;
+	prov_interrupted = 1;
+}
+
+/* bench_error() for the session threads. */
+static void
+prov_error(struct prov_session *s, const char *fmt, ...) _printf_(2, 3);
+
+static void
+prov_error(struct prov_session *s, const char *fmt, ...)
+{
+	struct bench *b = s->b;
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&b->prov_lock);
+	bench_error(b, "session %u (%s): %s", s->idx, s->provider_id, text);
+	pthread_mutex_unlock(&b->prov_lock);
+}
+
+/*
+ * One line of --providers-file, without its newline: "PROVIDER_ID TOKEN"
+ * (spaces or tabs around and between). 1 with the two fields copied out,
+ * 0 for a blank line or a '#' comment, -EINVAL with *ret_why.
+ */
+static int
+prov_parse_line(const char *line, size_t len, char ret_id[PROV_ID_MAX + 1],
+    char ret_token[PROV_TOKEN_MAX + 1], const char **ret_why)
+{
+	const char *p = line, *end = line + len, *field[2];
+	size_t flen[2], nf = 0;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p == '#')
+		return 0;
+	while (p < end) {
+		const char *start = p;
+
+		while (p < end && *p != ' ' && *p != '\t') {
+			if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+				*ret_why = "a byte that is not printable ASCII";
+				return -EINVAL;
+			}
+			p++;
+		}
+		if (nf == 2) {
+			*ret_why = "more than two fields";
+			return -EINVAL;
+		}
+		field[nf] = start;
+		flen[nf++] = (size_t)(p - start);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+	}
+	if (nf != 2) {
+		*ret_why = "want 'PROVIDER_ID TOKEN'";
+		return -EINVAL;
+	}
+	if (flen[0] > PROV_ID_MAX) {
+		*ret_why = "provider id too long";
+		return -EINVAL;
+	}
+	if (flen[1] > PROV_TOKEN_MAX) {
+		*ret_why = "token too long";
+		return -EINVAL;
+	}
+	memcpy(ret_id, field[0], flen[0]);
+	ret_id[flen[0]] = '\0';
+	memcpy(ret_token, field[1], flen[1]);
+	ret_token[flen[1]] = '\0';
+	return 1;
+}
+
+/* Read --providers-file into b->ps and b->conns. */
+static void
+prov_setup(struct bench *b)
+{
+	char line[PROV_LINE_MAX + 2];
+	unsigned lineno = 0, n = 0;
+	FILE *f;
+
+	f = fopen(b->providers_file, "re");
+	if (!f)
+		die("--providers-file %s: %s", b->providers_file,
+		    strerror(errno));
+	b->ps = calloc(PROV_SESSIONS_MAX, sizeof(*b->ps));
+	if (!b->ps)
+		die("out of memory");
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		struct prov_session *s;
+		const char *why = NULL;
+		int r;
+
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f))
+			die("--providers-file %s:%u: longer than %u bytes",
+			    b->providers_file, lineno, PROV_LINE_MAX);
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (memchr(line, '\0', len))
+			die("--providers-file %s:%u: a NUL byte",
+			    b->providers_file, lineno);
+		if (n == PROV_SESSIONS_MAX)
+			die("--providers-file %s: more than %u sessions",
+			    b->providers_file, PROV_SESSIONS_MAX);
+		s = &b->ps[n];
+		r = prov_parse_line(line, len, s->provider_id, s->token, &why);
+		explicit_bzero(line, sizeof(line));
+		if (r < 0)
+			die("--providers-file %s:%u: %s", b->providers_file,
+			    lineno, why);
+		if (r == 0)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			if (strcmp(b->ps[i].provider_id, s->provider_id) == 0)
+				die("--providers-file %s:%u: provider %s again "
+				    "(a second session replaces the first)",
+				    b->providers_file, lineno, s->provider_id);
+		s->b = b;
+		s->idx = n++;
+	}
+	if (ferror(f))
+		die("--providers-file %s: %s", b->providers_file,
+		    strerror(errno));
+	fclose(f);
+	if (n == 0)
+		die("--providers-file %s: no session", b->providers_file);
+	b->conns = n;
+}
+
+/* Pack and send req; note the time. 0, or -1 after reporting. */
+static int
+prov_send(struct prov_session *s, struct tr_conn *conn, PRequest *req,
+    const char *what)
+{
+	int r;
+
+	r = tr_conn_send(conn, &req->base);
+	if (r < 0) {
+		prov_error(s, "send %s: %s", what, tr_strerror(r));
+		return -1;
+	}
+	s->last_tx_ns = now_ns();
+	return 0;
+}
+
+/* Read and decode one response. 0, or -1 after reporting. */
+static int
+prov_recv(struct prov_session *s, struct tr_conn *conn, PResponse **ret)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	PResponse *resp;
+	uint32_t len;
+	int r;
+
+	r = tr_conn_recv(conn, PROV_RESP_MAX, &buf, &len);
+	if (r < 0) {
+		prov_error(s, "receive: %s", tr_strerror(r));
+		return -1;
+	}
+	resp = twinroute__provider__provider_response__unpack(NULL, len, buf);
+	if (!resp) {
+		prov_error(s, "a response that does not decode");
+		return -1;
+	}
+	*ret = resp;
+	return 0;
+}
+
+static void
+prov_resp_error(struct prov_session *s, const PResponse *resp,
+    const char *what)
+{
+	const Twinroute__Error *e = resp->error;
+
+	prov_error(s, "%s: error %d: %s", what, e ? (int)e->code : -1,
+	    e && e->message ? e->message : "");
+}
+
+/* Connect, send Hello, read the HelloReply: 0 or -1 after reporting. */
+static int
+prov_hello(struct prov_session *s, struct tr_conn **ret_conn,
+    uint64_t *ret_heartbeat_ns)
+{
+	struct bench *b = s->b;
+	struct tr_conn_opts opts = {
+		.timeout_ms = 10000,
+		.tls = true,
+		.ca_file = b->ca_file,
+	};
+	Twinroute__Provider__Hello hello;
+	PRequest req;
+	struct tr_conn *conn = NULL;
+	PResponse *resp = NULL;
+	int r;
+
+	twinroute__provider__hello__init(&hello);
+	twinroute__provider__provider_request__init(&req);
+	r = tr_conn_open_tcp(b->hostport, &opts, &conn);
+	if (r < 0) {
+		prov_error(s, "connect %s: %s", b->hostport, tr_strerror(r));
+		return -1;
+	}
+	hello.version = PROV_PROTO_VERSION;
+	hello.agent = unconst("twinroute-bench");
+	req.id = PROV_ID_HELLO;
+	req.body_case = TWINROUTE__PROVIDER__PROVIDER_REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	if (prov_send(s, conn, &req, "Hello") < 0)
+		goto fail;
+	/* Skip heartbeats pushed meanwhile. */
+	do {
+		if (resp)
+			twinroute__provider__provider_response__free_unpacked(
+			    resp, NULL);
+		resp = NULL;
+		if (prov_recv(s, conn, &resp) < 0)
+			goto fail;
+	} while (resp->id == 0 && resp->body_case ==
+	    TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HEARTBEAT);
+	if (resp->id != PROV_ID_HELLO || resp->body_case !=
+	    TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HELLO ||
+	    !resp->hello) {
+		if (resp->body_case ==
+		    TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_ERROR)
+			prov_resp_error(s, resp, "Hello");
+		else
+			prov_error(s, "Hello: response id %" PRIu64 " body %d",
+			    resp->id, (int)resp->body_case);
+		goto fail;
+	}
+	*ret_heartbeat_ns = (uint64_t)resp->hello->heartbeat_seconds *
+	    UINT64_C(1000000000);
+	twinroute__provider__provider_response__free_unpacked(resp, NULL);
+	*ret_conn = conn;
+	return 0;
+fail:
+	if (resp)
+		twinroute__provider__provider_response__free_unpacked(resp, NULL);
+	tr_conn_close(conn);
+	return -1;
+}
+
+/* Room for one more Ack awaiting its Ok: the ring doubles when full. */
+static int
+prov_acks_reserve(struct prov_session *s)
+{
+	size_t cap;
+	uint64_t *v;
+
+	if (s->ack_hi - s->ack_lo < s->ack_cap)
+		return 0;
+	cap = s->ack_cap ? s->ack_cap * 2 : PROV_ACKS_INIT;
+	if (cap > PROV_ACKS_MAX)
+		return -ENOBUFS;
+	v = calloc(cap, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t id = s->ack_lo; id < s->ack_hi; id++)
+		v[id & (cap - 1)] = s->ack_sent[id & (s->ack_cap - 1)];
+	free(s->ack_sent);
+	s->ack_sent = v;
+	s->ack_cap = cap;
+	return 0;
+}
+
+/*
+ * Take the Ack of request id off the ring: its send time, or 0 when id
+ * is not an Ack awaiting its answer.
+ */
+static uint64_t
+prov_acks_take(struct prov_session *s, uint64_t id)
+{
+	uint64_t sent;
+
+	if (id < s->ack_lo || id >= s->ack_hi)
+		return 0;
+	sent = s->ack_sent[id & (s->ack_cap - 1)];
+	if (sent == 0)
+		return 0;
+	atomic_fetch_sub(&s->b->prov_due, 1);
+	s->ack_sent[id & (s->ack_cap - 1)] = 0;
+	while (s->ack_lo < s->ack_hi &&
+	    s->ack_sent[s->ack_lo & (s->ack_cap - 1)] == 0)
+		s->ack_lo++;
+	return sent;
+}
+
+/* Acks still awaiting their Ok. */
+static uint64_t
+prov_acks_due(const struct prov_session *s)
+{
+	uint64_t n = 0;
+
+	for (uint64_t id = s->ack_lo; id < s->ack_hi; id++)
+		if (s->ack_sent[id & (s->ack_cap - 1)] != 0)
+			n++;
+	return n;
+}
+
+/* A dispatch pushed: count it and Ack it at once. */
+static int
+prov_on_dispatch(struct prov_session *s, struct tr_conn *conn,
+    const PResponse *resp, uint64_t now)
+{
+	struct bench *b = s->b;
+	const Twinroute__Provider__OrderDispatch *d = resp->dispatch;
+	Twinroute__Provider__Ack ack;
+	PRequest req;
+	uint_fast64_t none = 0;
+	uint64_t id;
+	int r;
+
+	if (resp->id != 0 || !d || d->order_id == 0) {
+		prov_error(s, "a dispatch with request id %" PRIu64
+		    " or no order id", resp->id);
+		return -1;
+	}
+	if (s->first_ns == 0)
+		s->first_ns = now;
+	atomic_compare_exchange_strong(&b->prov_first_ns, &none, now);
+	atomic_store(&b->prov_last_ns, now);
+	s->dispatches++;
+	if (d->redelivery)
+		s->redeliveries++;
+
+	r = prov_acks_reserve(s);
+	if (r < 0) {
+		prov_error(s, "more than %u Acks await their Ok",
+		    PROV_ACKS_MAX);
+		return -1;
+	}
+	id = s->next_id++;
+	twinroute__provider__ack__init(&ack);
+	twinroute__provider__provider_request__init(&req);
+	ack.order_id = d->order_id;
+	req.id = id;
+	req.body_case = TWINROUTE__PROVIDER__PROVIDER_REQUEST__BODY_ACK;
+	req.ack = &ack;
+	s->ack_sent[id & (s->ack_cap - 1)] = now_ns();
+	s->ack_hi = id + 1;
+	atomic_fetch_add(&b->prov_due, 1);
+	return prov_send(s, conn, &req, "Ack");
+}
+
+/*
+ * One response of an authenticated (or authenticating) session: 0 to go
+ * on, -1 to end the session (reported).
+ */
+static int
+prov_on_response(struct prov_session *s, struct tr_conn *conn,
+    const PResponse *resp, bool stopping)
+{
+	uint64_t now = now_ns(), sent;
+	char what[64];
+
+	switch (resp->body_case) {
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_DISPATCH:
+		/* Past the end: neither taken nor counted. */
+		if (stopping)
+			return 0;
+		return prov_on_dispatch(s, conn, resp, now);
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_OK:
+		sent = prov_acks_take(s, resp->id);
+		if (sent == 0) {
+			prov_error(s, "Ok for request %" PRIu64 ", not an Ack "
+			    "awaiting its answer", resp->id);
+			return 0;
+		}
+		hist_record(&s->hist, now - sent);
+		s->acked++;
+		s->last_ok_ns = now;
+		return 0;
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_AUTH:
+		if (resp->id != PROV_ID_AUTH || !resp->auth || s->settled) {
+			prov_error(s, "AuthReply with request id %" PRIu64,
+			    resp->id);
+			return -1;
+		}
+		s->settled = true;
+		atomic_fetch_add(&s->b->prov_settled, 1);
+		atomic_store(&s->b->prov_last_ns, now);
+		return 0;
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HEARTBEAT:
+		return 0;
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_ERROR:
+		if (prov_acks_take(s, resp->id) != 0) {
+			snprintf(what, sizeof(what), "Ack (request %" PRIu64 ")",
+			    resp->id);
+			prov_resp_error(s, resp, what);
+			return 0;
+		}
+		prov_resp_error(s, resp, resp->id == PROV_ID_AUTH ? "Auth" :
+		    "session");
+		return -1;
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HELLO:
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_ORDER:
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_SERVICE:
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_SERVICES:
+	case TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY__NOT_SET:
+	case _TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY__CASE_IS_INT_SIZE:
+		prov_error(s, "unexpected response: id %" PRIu64 " body %d",
+		    resp->id, (int)resp->body_case);
+		return -1;
+	}
+	prov_error(s, "unknown response body %d", (int)resp->body_case);
+	return -1;
+}
+
+/* Auth, then answer pushes until told to stop and every Ok is in. */
+static void
+prov_serve(struct prov_session *s, struct tr_conn *conn,
+    uint64_t heartbeat_ns)
+{
+	struct bench *b = s->b;
+	Twinroute__Provider__Auth auth;
+	Twinroute__Provider__Heartbeat hb;
+	PRequest req;
+	uint64_t drain_until = 0;
+	int r;
+
+	twinroute__provider__auth__init(&auth);
+	twinroute__provider__provider_request__init(&req);
+	auth.provider_id = s->provider_id;
+	auth.token = s->token;
+	req.id = PROV_ID_AUTH;
+	req.body_case = TWINROUTE__PROVIDER__PROVIDER_REQUEST__BODY_AUTH;
+	req.auth = &auth;
+	r = prov_send(s, conn, &req, "Auth");
+	explicit_bzero(s->token, sizeof(s->token));
+	if (r < 0)
+		return;
+	s->next_id = s->ack_lo = s->ack_hi = PROV_ID_FIRST_ACK;
+
+	for (;;) {
+		bool stopping = atomic_load(&b->prov_stop);
+		PResponse *resp = NULL;
+		uint64_t now = now_ns();
+
+		if (stopping) {
+			if (drain_until == 0)
+				drain_until = now + (uint64_t)PROV_DRAIN_MS *
+				    UINT64_C(1000000);
+			if (s->ack_lo == s->ack_hi || now >= drain_until)
+				return;
+		}
+		r = tr_conn_wait(conn, PROV_POLL_MS);
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			prov_error(s, "wait: %s", tr_strerror(r));
+			return;
+		}
+		if (r == 0) {
+			/* Idle: a beat now and then keeps the session alive. */
+			if (heartbeat_ns > 0 &&
+			    now_ns() - s->last_tx_ns >= heartbeat_ns) {
+				PRequest beat;
+
+				twinroute__provider__provider_request__init(
+				    &beat);
+				twinroute__provider__heartbeat__init(&hb);
+				hb.unix_ms = (uint64_t)time(NULL) * 1000u;
+				beat.body_case =
+				    TWINROUTE__PROVIDER__PROVIDER_REQUEST__BODY_HEARTBEAT;
+				beat.heartbeat = &hb;
+				if (prov_send(s, conn, &beat, "Heartbeat") < 0)
+					return;
+			}
+			continue;
+		}
+		if (prov_recv(s, conn, &resp) < 0)
+			return;
+		r = prov_on_response(s, conn, resp, stopping);
+		twinroute__provider__provider_response__free_unpacked(resp,
+		    NULL);
+		if (r < 0)
+			return;
+	}
+}
+
+static void *
+prov_thread(void *arg)
+{
+	struct prov_session *s = arg;
+	struct bench *b = s->b;
+	struct tr_conn *conn = NULL;
+	uint64_t heartbeat_ns = 0;
+	int r;
+
+	r = prov_hello(s, &conn, &heartbeat_ns);
+	pthread_mutex_lock(&b->prov_lock);
+	b->prov_ready++;
+	pthread_mutex_unlock(&b->prov_lock);
+	if (r == 0) {
+		/* Every session authenticates at about the same time. */
+		while (!atomic_load(&b->prov_go))
+			usleep(1000);
+		if (!atomic_load(&b->prov_stop))
+			prov_serve(s, conn, heartbeat_ns);
+	}
+	explicit_bzero(s->token, sizeof(s->token));
+	tr_conn_close(conn);
+	/* Gone: nothing of this session is awaited any more. */
+	if (s->ack_cap > 0)
+		atomic_fetch_sub(&b->prov_due, prov_acks_due(s));
+	if (!s->settled)
+		atomic_fetch_add(&b->prov_settled, 1);
+	atomic_fetch_sub(&b->prov_live, 1);
+	return NULL;
+}
+
+static void
+prov_run(struct bench *b)
+{
+	struct sigaction sa = { .sa_handler = prov_on_signal };
+	sigset_t block, old;
+	pthread_attr_t attr;
+	uint64_t t0, deadline;
+	unsigned ready;
+	int r;
+
+	r = pthread_mutex_init(&b->prov_lock, NULL);
+	if (r != 0)
+		die("pthread_mutex_init: %s", strerror(r));
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* Signals go to the main thread only. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	if (pthread_attr_init(&attr) != 0 ||
+	    pthread_attr_setstacksize(&attr, PROV_STACK_SIZE) != 0)
+		die("pthread_attr: cannot set the stack size");
+	atomic_store(&b->prov_live, b->conns);
+	for (unsigned i = 0; i < b->conns; i++) {
+		r = pthread_create(&b->ps[i].thread, &attr, prov_thread,
+		    &b->ps[i]);
+		if (r != 0)
+			die("pthread_create: %s", strerror(r));
+		b->ps[i].started = true;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	/* Every session connected and past Hello (or failed): go. */
+	deadline = now_ns() + (uint64_t)BENCH_CONNECT_TIMEOUT *
+	    UINT64_C(1000000000);
+	for (;;) {
+		pthread_mutex_lock(&b->prov_lock);
+		ready = b->prov_ready;
+		pthread_mutex_unlock(&b->prov_lock);
+		if (ready == b->conns || prov_interrupted)
+			break;
+		if (now_ns() >= deadline) {
+			msg("%u of %u sessions not past Hello after %d s",
+			    b->conns - ready, b->conns, BENCH_CONNECT_TIMEOUT);
+			atomic_store(&b->prov_stop, true);
+			break;
+		}
+		usleep(10000);
+	}
+	t0 = now_ns();
+	atomic_store(&b->prov_go, true);
+
+	for (;;) {
+		uint64_t now, first;
+
+		if (atomic_load(&b->prov_stop))
+			break;
+		if (prov_interrupted) {
+			msg("interrupted");
+			break;
+		}
+		if (atomic_load(&b->prov_live) == 0)
+			break;
+		now = now_ns();
+		first = atomic_load(&b->prov_first_ns);
+		/* Done: every session in, every Ack answered, and quiet. */
+		if (first != 0 && atomic_load(&b->prov_settled) == b->conns &&
+		    atomic_load(&b->prov_due) == 0 &&
+		    now - atomic_load(&b->prov_last_ns) >= PROV_IDLE_NS)
+			break;
+		if (now - t0 >= (uint64_t)b->seconds * UINT64_C(1000000000))
+			break;
+		usleep(PROV_POLL_MS * 1000);
+	}
+	atomic_store(&b->prov_stop, true);
+	for (unsigned i = 0; i < b->conns; i++)
+		if (b->ps[i].started)
+			pthread_join(b->ps[i].thread, NULL);
+
+	/* Merge: every session's histogram and counts. */
+	for (unsigned i = 0; i < b->conns; i++) {
+		struct prov_session *s = &b->ps[i];
+		uint64_t due = s->ack_cap ? prov_acks_due(s) : 0;
+
+		for (size_t k = 0; k < HIST_BUCKETS; k++)
+			b->hist.counts[k] += s->hist.counts[k];
+		b->hist.total += s->hist.total;
+		b->hist.max = MAX(b->hist.max, s->hist.max);
+		b->requests += s->acked;
+		b->dispatches += s->dispatches;
+		b->redeliveries += s->redeliveries;
+		if (due > 0) {
+			prov_error(s, "%" PRIu64 " Acks got no Ok", due);
+			b->unanswered += due;
+		}
+	}
+}
+
+static int
+prov_report(struct bench *b)
+{
+	uint64_t first = UINT64_MAX, last = 0, elapsed;
+	double rps, p50, p99, p999, max, run;
+
+	for (unsigned i = 0; i < b->conns; i++) {
+		const struct prov_session *s = &b->ps[i];
+
+		if (s->first_ns != 0)
+			first = MIN(first, s->first_ns);
+		if (s->last_ok_ns != 0)
+			last = MAX(last, s->last_ok_ns);
+	}
+	elapsed = first != UINT64_MAX && last > first ? last - first : 0;
+	rps = elapsed ? (double)b->requests * 1e9 / (double)elapsed : 0;
+	p50 = (double)hist_percentile(&b->hist, 50.0) / 1e3;
+	p99 = (double)hist_percentile(&b->hist, 99.0) / 1e3;
+	p999 = (double)hist_percentile(&b->hist, 99.9) / 1e3;
+	max = (double)b->hist.max / 1e3;
+	run = (double)elapsed / 1e9;
+
+	fprintf(b->json ? stderr : stdout,
+	    "provider %s conns=%u secs=%u requests=%" PRIu64 " rps=%.0f"
+	    " p50=%.3fms p99=%.3fms p99.9=%.3fms max=%.3fms errors=%" PRIu64
+	    " dispatches=%" PRIu64 " redeliveries=%" PRIu64
+	    " unanswered=%" PRIu64 " elapsed=%.3fs\n",
+	    b->mix, b->conns, b->seconds, b->requests, rps, p50 / 1e3,
+	    p99 / 1e3, p999 / 1e3, max / 1e3, b->errors, b->dispatches,
+	    b->redeliveries, b->unanswered, run);
+	if (b->json)
+		printf("{\"mode\":\"provider\",\"mix\":\"%s\",\"conns\":%u,"
+		    "\"seconds\":%u,\"requests\":%" PRIu64 ",\"rps\":%.1f,"
+		    "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+		    "\"max_us\":%.1f,\"errors\":%" PRIu64 ",\"dispatches\":%"
+		    PRIu64 ",\"redeliveries\":%" PRIu64 ",\"unanswered\":%"
+		    PRIu64 ",\"elapsed_s\":%.3f}\n",
+		    b->mix, b->conns, b->seconds, b->requests, rps, p50, p99,
+		    p999, max, b->errors, b->dispatches, b->redeliveries,
+		    b->unanswered, run);
+	fflush(stdout);
+	if (b->errors > 0)
+		return 1;
+	if (b->requests == 0) {
+		msg("no dispatch acknowledged");
+		return 1;
+	}
+	return 0;
+}
+
+static void
+prov_free(struct bench *b)
+{
+	for (unsigned i = 0; b->ps && i < PROV_SESSIONS_MAX; i++) {
+		explicit_bzero(b->ps[i].token, sizeof(b->ps[i].token));
+		free(b->ps[i].ack_sent);
+	}
+	free(b->ps);
+	b->ps = NULL;
+	pthread_mutex_destroy(&b->prov_lock);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2230,6 +3129,14 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse_args(&b, argc, argv);
 	resolve(&b);
+	if (b.mode == MODE_PROVIDER) {
+		prov_setup(&b);
+		raise_nofile(b.conns);
+		prov_run(&b);
+		ret = prov_report(&b);
+		prov_free(&b);
+		return ret;
+	}
 	raise_nofile(b.conns);
 	switch (b.mode) {
 	case MODE_CATALOG:
@@ -2246,6 +3153,8 @@ main(int argc, char **argv)
 		break;
 	case MODE_REDIS_SET:
 		redis_set_setup(&b);
+		break;
+	case MODE_PROVIDER:
 		break;
 	}
 	bench_run(&b);

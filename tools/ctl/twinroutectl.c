@@ -12,7 +12,11 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "config-build.h"
 #include "control.pb-c.h"
@@ -22,6 +26,7 @@
 #include "common/conn.h"
 #include "common/errcode.h"
 #include "common/macro.h"
+#include "common/money.h"
 #include "common/output.h"
 #include "common/secret.h"
 #include "ctl/ctl.h"
@@ -583,6 +588,8 @@ enum opt {
 	OPT_STATE,
 	OPT_MEMBER,
 	OPT_LIMIT,
+	OPT_FROM,
+	OPT_TO,
 	OPT__COUNT,
 };
 
@@ -604,6 +611,22 @@ static const char *const opt_names[OPT__COUNT] = {
 	[OPT_STATE] = "state",
 	[OPT_MEMBER] = "member",
 	[OPT_LIMIT] = "limit",
+	[OPT_FROM] = "from",
+	[OPT_TO] = "to",
+};
+
+/* Options that take no value: a command lists those it takes as bits. */
+enum flag {
+	FLAG_REMOVE = 1u << 0,
+	FLAG_CSV = 1u << 1,
+};
+
+static const struct {
+	enum flag flag;
+	const char *name;
+} flag_names[] = {
+	{ FLAG_REMOVE, "--remove" },
+	{ FLAG_CSV, "--csv" },
 };
 
 #define CMD_OPTS_MAX 8
@@ -613,7 +636,8 @@ static const char *const opt_names[OPT__COUNT] = {
 struct run {
 	struct args_cmd a;              /* for messages */
 	char *val[OPT__COUNT];          /* option values; NULL: not given */
-	char *pos[1];                   /* the ID or FILE, if it takes one */
+	char *pos[2];                   /* the ID, FILE, if it takes them */
+	unsigned flags;                 /* enum flag: those given */
 	Twinroute__Ctl__CtlRequest req;
 	Twinroute__Provider provider;
 	Twinroute__Service service;
@@ -628,6 +652,8 @@ struct run {
 	Twinroute__Ctl__CardCheck card_check;
 	char secret[1100];              /* password or share; wiped */
 	uint8_t envelope[ENVELOPE_MAX]; /* the card, sealed to the vault */
+	uint8_t *cert_der;              /* provider cert: the certificate */
+	Twinroute__Ctl__LedgerQuery ledger; /* ledger: the period */
 	Twinroute__Ctl__CtlResponse *resp;
 	const struct ctx *ctx;
 };
@@ -638,6 +664,7 @@ run_done(struct run *run)
 	OPENSSL_cleanse(run->secret, sizeof(run->secret));
 	OPENSSL_cleanse(run->envelope, sizeof(run->envelope));
 	resp_freep(&run->resp);
+	free(run->cert_der);
 	free(run->items);
 	import_free(&run->im);
 }
@@ -646,8 +673,11 @@ run_done(struct run *run)
 struct command {
 	enum opt opts[CMD_OPTS_MAX]; /* in the order of its usage */
 	size_t required;             /* the first this many must be given */
-	const char *pos;             /* its one positional argument, if any */
-	bool target;                 /* ... which the request targets */
+	unsigned flags;              /* enum flag: the flags it takes */
+	const char *pos;             /* its positional argument, if any */
+	const char *pos2;            /* a second one, if any */
+	bool pos_optional;           /* the last of them may be left out */
+	bool target;                 /* the first is what the request targets */
 	int (*build)(struct run *run); /* CLI_GO_ON or the exit code */
 	int (*print)(const struct ctx *ctx, const struct run *run);
 };
@@ -1993,6 +2023,667 @@ print_queue_mail(const struct ctx *ctx, const struct run *run)
 	return CLI_EXIT_OK;
 }
 
+/* ---- providers: credentials, sessions, dispatch queue, ledger ------- */
+
+/*
+ * Add key to o: value may be NULL on purpose (JSON null), which
+ * OUT_JSON_OBJECT() would take for ENOMEM. 0 or -ENOMEM.
+ */
+static int
+json_add_nullable(json_object *o, const char *key, json_object *value)
+{
+	if (json_object_object_add(o, key, value) < 0) {
+		json_object_put(value);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* What provider cert and provider token print with --json. */
+static int
+print_provider_json_ack(const char *id, const char *key, json_object *value,
+    bool removed)
+{
+	_cleanup_(json_object_putp) json_object *o = OUT_JSON_OBJECT(
+	    { "provider", out_json_string(id) },
+	    { "removed", json_object_new_boolean(removed) });
+
+	if (!o) {
+		json_object_put(value);
+		return cli_fail("out of memory");
+	}
+	if (json_add_nullable(o, key, value) < 0)
+		return cli_fail("out of memory");
+	return cli_print_json(TAKE_PTR(o));
+}
+
+/* Lowercase hex, no colons. buf: 2 * n + 1 bytes. */
+static const char *
+hex_string(const uint8_t *v, size_t n, char *buf)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		buf[2 * i] = digits[v[i] >> 4];
+		buf[2 * i + 1] = digits[v[i] & 15];
+	}
+	buf[2 * n] = '\0';
+	return buf;
+}
+
+/*
+ * The first certificate of a PEM file (at most CTL_CERT_MAX bytes), as
+ * DER, into run->cert_der. CLI_GO_ON, else the exit code.
+ */
+static int
+read_cert(struct run *run, const char *file)
+{
+	_cleanup_free_ char *buf = NULL;
+	BIO *bio;
+	X509 *x;
+	FILE *f;
+	size_t n;
+	int len;
+	unsigned char *p;
+
+	f = fopen(file, "re");
+	if (!f) {
+		fprintf(stderr, PROG ": cannot open %s: %s\n", file,
+		    strerror(errno));
+		return CLI_EXIT_USAGE;
+	}
+	buf = malloc(CTL_CERT_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		return cli_fail("out of memory");
+	}
+	n = fread(buf, 1, CTL_CERT_MAX + 1, f);
+	if (ferror(f)) {
+		fprintf(stderr, PROG ": %s: read error: %s\n", file,
+		    strerror(errno));
+		fclose(f);
+		return CLI_EXIT_USAGE;
+	}
+	fclose(f);
+	if (n > CTL_CERT_MAX) {
+		fprintf(stderr, PROG ": %s: larger than %u KiB: not a "
+		    "certificate file\n", file, CTL_CERT_MAX / 1024);
+		return CLI_EXIT_USAGE;
+	}
+	bio = BIO_new_mem_buf(buf, (int)n);
+	if (!bio)
+		return cli_fail("out of memory");
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	ERR_clear_error();
+	if (!x) {
+		fprintf(stderr, PROG ": %s: not a certificate: no PEM "
+		    "\"-----BEGIN CERTIFICATE-----\" block that parses as "
+		    "X.509\n", file);
+		return CLI_EXIT_USAGE;
+	}
+	len = i2d_X509(x, NULL);
+	if (len <= 0 || (unsigned)len > CTL_CERT_MAX) {
+		X509_free(x);
+		fprintf(stderr, PROG ": %s: the certificate cannot be encoded "
+		    "in %u KiB\n", file, CTL_CERT_MAX / 1024);
+		return CLI_EXIT_USAGE;
+	}
+	run->cert_der = malloc((size_t)len);
+	if (!run->cert_der) {
+		X509_free(x);
+		return cli_fail("out of memory");
+	}
+	p = run->cert_der;
+	len = i2d_X509(x, &p);
+	X509_free(x);
+	if (len <= 0)
+		return cli_fail("%s: the certificate cannot be encoded", file);
+	run->req.cert_der.data = run->cert_der;
+	run->req.cert_der.len = (size_t)len;
+	return CLI_GO_ON;
+}
+
+static int
+build_provider_cert(struct run *run)
+{
+	bool remove = run->flags & FLAG_REMOVE;
+
+	if (remove && run->pos[1])
+		return args_cmd_error(&run->a, "FILE or --remove: one or the "
+		    "other");
+	if (!remove && !run->pos[1])
+		return args_cmd_error(&run->a, "missing FILE (or --remove)");
+	run->req.remove = remove;
+	return remove ? CLI_GO_ON : read_cert(run, run->pos[1]);
+}
+
+static int
+print_provider_cert(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	char fp[2 * 32 + 1];
+
+	if (run->req.remove) {
+		if (ctx->json)
+			return print_provider_json_ack(run->pos[0],
+			    "cert_sha256", NULL, true);
+		printf("provider %s: certificate pin removed\n", run->pos[0]);
+		return CLI_EXIT_OK;
+	}
+	if (resp->cert_sha256.len != 32)
+		return cli_fail("%s: the reply carries no fingerprint",
+		    ctx->socket);
+	hex_string(resp->cert_sha256.data, 32, fp);
+	if (ctx->json)
+		return print_provider_json_ack(run->pos[0], "cert_sha256",
+		    json_object_new_string(fp), false);
+	printf("provider %s: certificate pinned, sha256:%s\n", run->pos[0], fp);
+	return CLI_EXIT_OK;
+}
+
+static int
+build_provider_token(struct run *run)
+{
+	run->req.remove = run->flags & FLAG_REMOVE;
+	return CLI_GO_ON;
+}
+
+static int
+print_provider_token(const struct ctx *ctx, const struct run *run)
+{
+	const char *token = run->resp->provider_token;
+
+	if (run->req.remove) {
+		if (ctx->json)
+			return print_provider_json_ack(run->pos[0], "token",
+			    NULL, true);
+		printf("provider %s: token removed\n", run->pos[0]);
+		return CLI_EXIT_OK;
+	}
+	if (!token || !*token)
+		return cli_fail("%s: the reply carries no token", ctx->socket);
+	if (ctx->json)
+		return print_provider_json_ack(run->pos[0], "token",
+		    json_object_new_string(token), false);
+	printf("provider %s: new token (any earlier one no longer works):\n"
+	    "%s\n"
+	    "It is shown this once: the daemon keeps only its SHA-256 hash. "
+	    "Give it to the\nprovider now; if it is lost, issue a new one.\n",
+	    run->pos[0], token);
+	return CLI_EXIT_OK;
+}
+
+static json_object *
+json_session(const Twinroute__Ctl__ProviderSession *s)
+{
+	return OUT_JSON_OBJECT(
+	    { "provider", out_json_string(s->provider_id) },
+	    { "peer", out_json_string(s->peer) },
+	    { "method", out_json_string(s->method) },
+	    { "since_unix_ms", json_object_new_uint64(s->since_unix_ms) },
+	    { "in_flight", json_object_new_int64(s->in_flight) },
+	    { "pending", json_object_new_int64(s->pending) },
+	    { "dispatched", json_object_new_uint64(s->dispatched) });
+}
+
+/* A new array of f(v[i]) for each of v[0..n); NULL on ENOMEM. */
+#define JSON_ARRAY_OF(f, v, n)                                                 \
+	({                                                                     \
+		json_object *_a = json_object_new_array();                     \
+		for (size_t _i = 0; _a && _i < (n); _i++) {                    \
+			json_object *_o = f((v)[_i]);                          \
+			if (!_o || json_object_array_add(_a, _o) < 0) {        \
+				json_object_put(_o);                           \
+				json_object_put(_a);                           \
+				_a = NULL;                                     \
+			}                                                      \
+		}                                                              \
+		_a;                                                            \
+	})
+
+static int
+print_provider_sessions(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "PROVIDER", "PEER", "METHOD",
+	    "SINCE", "IN_FLIGHT", "PENDING", "DISPATCHED" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json)
+		return cli_print_json(JSON_ARRAY_OF(json_session,
+		    resp->provider_sessions, resp->n_provider_sessions));
+	if (resp->n_provider_sessions == 0) {
+		printf("no provider connected\n");
+		return CLI_EXIT_OK;
+	}
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	for (size_t i = 4; i < ELEMENTSOF(hdr); i++)
+		out_table_set_align(t, i, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < resp->n_provider_sessions; i++) {
+		const Twinroute__Ctl__ProviderSession *s =
+		    resp->provider_sessions[i];
+		char since[OUT_BUF_SIZE], fl[16], pend[16], disp[24];
+		const char *row[] = { s->provider_id, s->peer, s->method,
+		    out_time_ms(s->since_unix_ms, since, sizeof(since)), fl,
+		    pend, disp };
+
+		snprintf(fl, sizeof(fl), "%" PRIu32, s->in_flight);
+		snprintf(pend, sizeof(pend), "%" PRIu32, s->pending);
+		snprintf(disp, sizeof(disp), "%" PRIu64, s->dispatched);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+static json_object *
+json_dispatch(const Twinroute__Ctl__DispatchQueueEntry *e)
+{
+	return OUT_JSON_OBJECT(
+	    { "order_id", json_object_new_uint64(e->order_id) },
+	    { "provider", out_json_string(e->provider_id) },
+	    { "attempts", json_object_new_int64(e->attempts) },
+	    { "created_unix_ms", json_object_new_uint64(e->created_unix_ms) });
+}
+
+static int
+print_queue_provider(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "ORDER", "PROVIDER", "ATTEMPTS",
+	    "CREATED" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	uint64_t total = resp->dispatch_total;
+	size_t n = resp->n_dispatch_queue;
+
+	if (ctx->json)
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "queue", JSON_ARRAY_OF(json_dispatch,
+			resp->dispatch_queue, n) },
+		    { "total", json_object_new_uint64(total) },
+		    { "truncated", json_object_new_boolean(n < total) }));
+	if (n == 0 && total == 0) {
+		printf("no dispatch waiting\n");
+		return CLI_EXIT_OK;
+	}
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+	out_table_set_align(t, 2, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < n; i++) {
+		const Twinroute__Ctl__DispatchQueueEntry *e =
+		    resp->dispatch_queue[i];
+		char id[24], att[16], created[OUT_BUF_SIZE];
+		const char *row[] = { id, e->provider_id, att,
+		    out_time_ms(e->created_unix_ms, created, sizeof(created)) };
+
+		snprintf(id, sizeof(id), "%" PRIu64, e->order_id);
+		snprintf(att, sizeof(att), "%" PRIu32, e->attempts);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	if (n < total)
+		printf("%" PRIu64 " dispatches waiting; the first %zu shown\n",
+		    total, n);
+	else
+		printf("%" PRIu64 " dispatch%s waiting\n", total,
+		    total == 1 ? "" : "es");
+	return CLI_EXIT_OK;
+}
+
+/* ---- ledger ---------------------------------------------------------- */
+
+static bool
+leap_year(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/*
+ * A day as YYYY-MM-DD (1970 to 9999), taken as its midnight UTC, in
+ * milliseconds since the epoch. 0 or -EINVAL.
+ */
+static int
+parse_date(const char *s, uint64_t *ret_ms)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	struct tm tm = { 0 };
+	int y, m, d;
+	time_t t;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return -EINVAL;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return -EINVAL;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
+	    (s[3] - '0');
+	m = (s[5] - '0') * 10 + (s[6] - '0');
+	d = (s[8] - '0') * 10 + (s[9] - '0');
+	if (y < 1970 || m < 1 || m > 12 || d < 1)
+		return -EINVAL;
+	if (d > mdays[m - 1] + (m == 2 && leap_year(y) ? 1 : 0))
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ret_ms = (uint64_t)t * 1000;
+	return 0;
+}
+
+static int
+build_ledger(struct run *run)
+{
+	Twinroute__Ctl__LedgerQuery *q = &run->ledger;
+	const char *from = run->val[OPT_FROM], *to = run->val[OPT_TO];
+
+	twinroute__ctl__ledger_query__init(q);
+	if ((run->flags & FLAG_CSV) && run->ctx->json)
+		return args_cmd_error(&run->a, "--csv and --json: one or the "
+		    "other");
+	if (from && parse_date(from, &q->from_unix_ms) < 0)
+		return args_cmd_error(&run->a, "--from %s: not a date "
+		    "(YYYY-MM-DD, from 1970-01-01)", from);
+	if (to && parse_date(to, &q->to_unix_ms) < 0)
+		return args_cmd_error(&run->a, "--to %s: not a date "
+		    "(YYYY-MM-DD, from 1970-01-01)", to);
+	/* --to is excluded: it must be a later day than --from. */
+	if (to && q->to_unix_ms <= q->from_unix_ms)
+		return args_cmd_error(&run->a, "--to %s: must be a later day "
+		    "than --from%s%s (--to is excluded)", to, from ? " " : "",
+		    from ? from : " (1970-01-01)");
+	run->req.ledger = q;
+	return CLI_GO_ON;
+}
+
+/* An amount as a decimal number in its currency's minor unit: "12.50". */
+static const char *
+decimal_amount(int64_t minor, const char *currency, char *buf, size_t size)
+{
+	int exp = money_exponent(currency);
+	uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor :
+	    (uint64_t)minor;
+	uint64_t div = exp == 0 ? 1 : exp == 3 ? 1000 : 100;
+
+	if (exp == 0)
+		snprintf(buf, size, "%s%" PRIu64, minor < 0 ? "-" : "", mag);
+	else
+		snprintf(buf, size, "%s%" PRIu64 ".%0*" PRIu64,
+		    minor < 0 ? "-" : "", mag / div, exp, mag % div);
+	return buf;
+}
+
+/* "2026-11-24T08:30:00Z", or "" for 0. */
+static const char *
+iso_time_ms(uint64_t unix_ms, char *buf, size_t size)
+{
+	time_t t = (time_t)(unix_ms / 1000);
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (unix_ms != 0 && gmtime_r(&t, &tm))
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/* "2026-11-24": the day of a period's bound. */
+static const char *
+day_ms(uint64_t unix_ms, char *buf, size_t size)
+{
+	time_t t = (time_t)(unix_ms / 1000);
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (gmtime_r(&t, &tm))
+		strftime(buf, size, "%Y-%m-%d", &tm);
+	return buf;
+}
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or line
+ * break, its quotes doubled; then a comma, or CRLF after the last. */
+static void
+csv_field(FILE *f, const char *s, bool last)
+{
+	if (strpbrk(s, ",\"\r\n")) {
+		fputc('"', f);
+		for (; *s; s++) {
+			if (*s == '"')
+				fputc('"', f);
+			fputc(*s, f);
+		}
+		fputc('"', f);
+	} else {
+		fputs(s, f);
+	}
+	fputs(last ? "\r\n" : ",", f);
+}
+
+static const char *
+entry_currency(const Twinroute__Ctl__LedgerEntry *e)
+{
+	return e->amount && e->amount->currency ? e->amount->currency : "";
+}
+
+static int64_t
+entry_minor(const Twinroute__Ctl__LedgerEntry *e)
+{
+	return e->amount ? e->amount->minor : 0;
+}
+
+static int
+print_ledger_csv(const Twinroute__Ctl__Ledger *l)
+{
+	static const char *const hdr[] = { "order", "fulfilled", "charged",
+	    "service", "service_name", "quantity", "amount", "currency",
+	    "state" };
+
+	for (size_t i = 0; i < ELEMENTSOF(hdr); i++)
+		csv_field(stdout, hdr[i], i + 1 == ELEMENTSOF(hdr));
+	for (size_t i = 0; i < l->n_entries; i++) {
+		const Twinroute__Ctl__LedgerEntry *e = l->entries[i];
+		char id[24], ful[OUT_BUF_SIZE], chg[OUT_BUF_SIZE], qty[16];
+		char amount[OUT_BUF_SIZE];
+		const char *row[] = { id,
+		    iso_time_ms(e->fulfilled_unix_ms, ful, sizeof(ful)),
+		    iso_time_ms(e->charged_unix_ms, chg, sizeof(chg)),
+		    e->service_id, e->service_name, qty,
+		    decimal_amount(entry_minor(e), entry_currency(e), amount,
+		    sizeof(amount)), entry_currency(e),
+		    out_order_state(e->state) };
+
+		snprintf(id, sizeof(id), "%" PRIu64, e->order_id);
+		snprintf(qty, sizeof(qty), "%" PRIu32, e->quantity);
+		for (size_t j = 0; j < ELEMENTSOF(row); j++)
+			csv_field(stdout, row[j], j + 1 == ELEMENTSOF(row));
+	}
+	return CLI_EXIT_OK;
+}
+
+/* charged_unix_ms: null when not charged. */
+static json_object *
+json_ledger_entry(const Twinroute__Ctl__LedgerEntry *e)
+{
+	json_object *o = OUT_JSON_OBJECT(
+	    { "order_id", json_object_new_uint64(e->order_id) },
+	    { "fulfilled_unix_ms",
+		json_object_new_uint64(e->fulfilled_unix_ms) },
+	    { "service_id", out_json_string(e->service_id) },
+	    { "service_name", out_json_string(e->service_name) },
+	    { "quantity", json_object_new_int64(e->quantity) },
+	    { "amount", json_object_new_int64(entry_minor(e)) },
+	    { "currency", out_json_string(entry_currency(e)) },
+	    { "state", out_json_string(out_order_state(e->state)) });
+	json_object *charged = NULL;
+
+	if (o && e->charged_unix_ms != 0) {
+		charged = json_object_new_uint64(e->charged_unix_ms);
+		if (!charged) {
+			json_object_put(o);
+			return NULL;
+		}
+	}
+	if (o && json_add_nullable(o, "charged_unix_ms", charged) < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_object *
+json_ledger_total(const Twinroute__Ctl__LedgerTotal *t)
+{
+	return OUT_JSON_OBJECT(
+	    { "currency", out_json_string(t->currency) },
+	    { "orders", json_object_new_uint64(t->orders) },
+	    { "fulfilled", json_object_new_int64(t->fulfilled_minor) },
+	    { "charged_orders", json_object_new_uint64(t->charged_orders) },
+	    { "charged", json_object_new_int64(t->charged_minor) });
+}
+
+/* A day for JSON: "YYYY-MM-DD", or null for an open bound. */
+static json_object *
+json_day(uint64_t unix_ms, bool open)
+{
+	char buf[OUT_BUF_SIZE];
+
+	return open ? NULL : json_object_new_string(day_ms(unix_ms, buf,
+	    sizeof(buf)));
+}
+
+/*
+ * JSON: a value that is NULL on purpose (null) must not read as ENOMEM, so
+ * the nullable keys are added after the object is made.
+ */
+static int
+print_ledger_json(const Twinroute__Ctl__Ledger *l)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+
+	o = OUT_JSON_OBJECT(
+	    { "provider", out_json_string(l->provider_id) },
+	    { "orders", JSON_ARRAY_OF(json_ledger_entry, l->entries,
+		l->n_entries) },
+	    { "totals", JSON_ARRAY_OF(json_ledger_total, l->totals,
+		l->n_totals) },
+	    { "matched", json_object_new_uint64(l->matched) },
+	    { "rejected", json_object_new_uint64(l->rejected) },
+	    { "truncated", json_object_new_boolean(l->truncated) });
+	if (!o)
+		return cli_fail("out of memory");
+	if (json_add_nullable(o, "from", json_day(l->from_unix_ms,
+	    l->from_unix_ms == 0)) < 0 ||
+	    json_add_nullable(o, "to", json_day(l->to_unix_ms,
+	    l->to_unix_ms == 0)) < 0)
+		return cli_fail("out of memory");
+	return cli_print_json(TAKE_PTR(o));
+}
+
+static int
+print_ledger_totals(const Twinroute__Ctl__Ledger *l)
+{
+	static const char *const hdr[] = { "CURRENCY", "ORDERS", "FULFILLED",
+	    "CHARGED_ORDERS", "CHARGED" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	for (size_t i = 1; i < ELEMENTSOF(hdr); i++)
+		out_table_set_align(t, i, OUT_ALIGN_RIGHT);
+	for (size_t i = 0; i < l->n_totals; i++) {
+		const Twinroute__Ctl__LedgerTotal *x = l->totals[i];
+		char n[24], ful[OUT_BUF_SIZE], nc[24], chg[OUT_BUF_SIZE];
+		const char *row[] = { x->currency, n,
+		    money_format(x->fulfilled_minor, x->currency, ful,
+		    sizeof(ful)), nc,
+		    money_format(x->charged_minor, x->currency, chg,
+		    sizeof(chg)) };
+
+		snprintf(n, sizeof(n), "%" PRIu64, x->orders);
+		snprintf(nc, sizeof(nc), "%" PRIu64, x->charged_orders);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_ledger(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "ORDER", "FULFILLED", "CHARGED",
+	    "SERVICE", "QTY", "AMOUNT", "STATE" };
+	const Twinroute__Ctl__Ledger *l = run->resp->ledger;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	char from[OUT_BUF_SIZE], to[OUT_BUF_SIZE];
+
+	if (!l)
+		return cli_fail("%s: the reply carries no ledger", ctx->socket);
+	if (l->truncated)
+		fprintf(stderr, PROG " ledger: %zu of %" PRIu64 " orders "
+		    "listed (the reply's limit); the totals count them all: "
+		    "ask for a shorter period\n", l->n_entries, l->matched);
+	if (ctx->json)
+		return print_ledger_json(l);
+	if (run->flags & FLAG_CSV)
+		return print_ledger_csv(l);
+
+	printf("provider %s, fulfilled %s%s%s%s (UTC)\n", l->provider_id,
+	    l->from_unix_ms ? "from " : "",
+	    l->from_unix_ms ? day_ms(l->from_unix_ms, from, sizeof(from)) :
+	    "since the start", l->to_unix_ms ? " until before " : "",
+	    l->to_unix_ms ? day_ms(l->to_unix_ms, to, sizeof(to)) : "");
+	if (l->n_entries == 0) {
+		printf("no fulfilled order\n");
+	} else {
+		printf("\n");
+		t = out_table_new(ELEMENTSOF(hdr), hdr);
+		if (!t)
+			return cli_fail("out of memory");
+		out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 4, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 5, OUT_ALIGN_RIGHT);
+		for (size_t i = 0; i < l->n_entries; i++) {
+			const Twinroute__Ctl__LedgerEntry *e = l->entries[i];
+			char id[24], ful[OUT_BUF_SIZE], chg[OUT_BUF_SIZE];
+			char qty[16], amount[OUT_BUF_SIZE];
+			const char *row[] = { id,
+			    out_time_ms(e->fulfilled_unix_ms, ful, sizeof(ful)),
+			    e->charged_unix_ms ? out_time_ms(e->charged_unix_ms,
+			    chg, sizeof(chg)) : "-", e->service_id, qty,
+			    out_price(e->amount, amount, sizeof(amount)),
+			    out_order_state(e->state) };
+
+			snprintf(id, sizeof(id), "%" PRIu64, e->order_id);
+			snprintf(qty, sizeof(qty), "%" PRIu32, e->quantity);
+			if (out_table_add(t, row) < 0)
+				return cli_fail("out of memory");
+		}
+		out_table_print(t, stdout);
+	}
+	if (l->n_totals > 0) {
+		int r;
+
+		printf("\n");
+		r = print_ledger_totals(l);
+		if (r != CLI_EXIT_OK)
+			return r;
+	}
+	printf("\n%" PRIu64 " order%s fulfilled, %" PRIu64 " rejected in the "
+	    "period\n", l->matched, l->matched == 1 ? "" : "s", l->rejected);
+	return CLI_EXIT_OK;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -2055,7 +2746,52 @@ static const struct command commands[CTL__COUNT] = {
 	[CTL_QUEUE_MAIL] = { .print = print_queue_mail },
 	[CTL_ORDER_RESEND_CONFIRMATION] = { .pos = "ID", .target = true,
 	    .build = build_order_id, .print = print_confirmation_resent },
+	[CTL_PROVIDER_CERT] = { .pos = "ID", .pos2 = "FILE",
+	    .pos_optional = true, .target = true, .flags = FLAG_REMOVE,
+	    .build = build_provider_cert, .print = print_provider_cert },
+	[CTL_PROVIDER_TOKEN] = { .pos = "ID", .target = true,
+	    .flags = FLAG_REMOVE, .build = build_provider_token,
+	    .print = print_provider_token },
+	[CTL_PROVIDER_SESSIONS] = { .print = print_provider_sessions },
+	[CTL_QUEUE_PROVIDER] = { .pos = "ID", .pos_optional = true,
+	    .target = true, .print = print_queue_provider },
+	[CTL_LEDGER] = { .opts = { OPT_FROM, OPT_TO }, .pos = "PROVIDER",
+	    .target = true, .flags = FLAG_CSV, .build = build_ledger,
+	    .print = print_ledger },
 };
+
+/*
+ * Take the flags the command takes (--remove, --csv) out of argv, up to
+ * "--", into run->flags. CLI_GO_ON with *argc the arguments left, else
+ * the exit code.
+ */
+static int
+take_flags(struct run *run, unsigned takes, int *argc, char **argv)
+{
+	bool dashdash = false;
+	int n = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		unsigned f = 0;
+
+		if (strcmp(argv[i], "--") == 0)
+			dashdash = true;
+		for (size_t j = 0; !dashdash && j < ELEMENTSOF(flag_names); j++)
+			if ((takes & flag_names[j].flag) &&
+			    strcmp(argv[i], flag_names[j].name) == 0)
+				f = flag_names[j].flag;
+		if (f == 0) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (run->flags & f)
+			return args_cmd_error(&run->a, "option %s given twice",
+			    argv[i]);
+		run->flags |= f;
+	}
+	*argc = n;
+	return CLI_GO_ON;
+}
 
 /* Parse, build, send, report: one command from its arguments to its exit. */
 static int
@@ -2064,17 +2800,21 @@ run_command(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 	const struct command *c = &commands[cmd];
 	_cleanup_(run_done) struct run run = { .a = cmd_args(cmd), .ctx = ctx };
 	struct args_opt opts[CMD_OPTS_MAX] = { { NULL, NULL } };
-	size_t nopts = 0, npos = c->pos ? 1 : 0;
+	const char *const posnames[] = { c->pos, c->pos2 };
+	size_t nopts = 0, npos = c->pos ? c->pos2 ? 2 : 1 : 0;
 	int r;
 
 	while (nopts < CMD_OPTS_MAX && c->opts[nopts] != OPT_END) {
 		opts[nopts].name = opt_names[c->opts[nopts]];
 		nopts++;
 	}
+	r = take_flags(&run, c->flags, &argc, argv);
+	if (r >= 0)
+		return r;
 	r = args_parse(&run.a, &(const struct args_spec){ .opts = opts,
-	    .nopts = nopts, .pos = run.pos, .npos_min = npos,
-	    .npos_max = npos, .posnames = &c->pos, .json = &ctx->json },
-	    argc, argv, NULL);
+	    .nopts = nopts, .pos = run.pos, .npos_min = npos -
+	    (c->pos_optional ? 1 : 0), .npos_max = npos, .posnames = posnames,
+	    .json = &ctx->json }, argc, argv, NULL);
 	if (r >= 0)
 		return r;
 	r = args_require(&run.a, opts, c->required);
@@ -2089,7 +2829,7 @@ run_command(struct ctx *ctx, enum ctl_cmd cmd, int argc, char **argv)
 	twinroute__money__init(&run.price);
 	twinroute__ctl__filter__init(&run.filter);
 	run.req.command = cmd;
-	if (c->target)
+	if (c->target && run.pos[0])
 		run.req.target = run.pos[0];
 	if (c->build) {
 		r = c->build(&run);
