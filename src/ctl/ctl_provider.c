@@ -390,8 +390,8 @@ dispatch_scan_cb(const void *key, size_t key_len, const void *val,
 	struct dispatch_scan *q = arg;
 	Twinroute__Store__DispatchJob *job;
 
-	(void)key;
-	if (key_len != 8)
+	/* key: provider id, NUL, order id (order_dispatch_key()). */
+	if (key_len < 10 || ((const uint8_t *)key)[key_len - 9] != '\0')
 		return 0;
 	job = twinroute__store__dispatch_job__unpack(NULL, val_len, val);
 	if (job == NULL)

@@ -299,16 +299,34 @@ order_confirmation_drop(struct store_txn *txn, uint64_t id)
 	return r;
 }
 
-/* Queue a DispatchJob for o in db (the provider or the fax outbox). */
+size_t
+order_dispatch_key(const char *provider_id, uint64_t id,
+    uint8_t out[ORDER_DISPATCH_KEY_MAX])
+{
+	size_t n = strnlen(provider_id, ORDER_DISPATCH_KEY_MAX - 9);
+
+	memcpy(out, provider_id, n);
+	out[n] = '\0';
+	be64_put(out + n + 1, id);
+	return n + 9;
+}
+
+/* Queue a DispatchJob for o in db: outbox_provider (key: provider and
+ * order id) or outbox_fax (key: order id). */
 static int
 order_dispatch_job(struct store_txn *txn, enum store_db db, const Order *o,
     uint64_t now_ms)
 {
 	Twinroute__Store__DispatchJob job = TWINROUTE__STORE__DISPATCH_JOB__INIT;
-	uint8_t key[8], buf[128];
-	size_t len;
+	uint8_t key[ORDER_DISPATCH_KEY_MAX], buf[128];
+	size_t len, klen;
 
-	be64_put(key, o->id);
+	if (db == STORE_DB_OUTBOX_PROVIDER) {
+		klen = order_dispatch_key(o->provider_id, o->id, key);
+	} else {
+		be64_put(key, o->id);
+		klen = 8;
+	}
 	job.order_id = o->id;
 	job.provider_id = o->provider_id;
 	job.created_unix_ms = now_ms;
@@ -316,7 +334,7 @@ order_dispatch_job(struct store_txn *txn, enum store_db db, const Order *o,
 	if (len > sizeof(buf))
 		return -EINVAL;
 	twinroute__store__dispatch_job__pack(&job, buf);
-	return store_put(txn, db, key, sizeof(key), buf, len);
+	return store_put(txn, db, key, klen, buf, len);
 }
 
 /*

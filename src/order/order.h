@@ -52,6 +52,15 @@ bool order_state_terminal(order_state s);
 int order_enter_state(struct store_txn *txn, Order *o, order_state to,
     const char *cause, uint64_t now_ms);
 
+/*
+ * The key of an order's job in outbox_provider: the provider id, a NUL,
+ * the order id (8 bytes big-endian), so a provider's jobs are one range,
+ * oldest order first. Returns its length.
+ */
+#define ORDER_DISPATCH_KEY_MAX (64 + 1 + 8)
+size_t order_dispatch_key(const char *provider_id, uint64_t id,
+    uint8_t out[ORDER_DISPATCH_KEY_MAX]);
+
 /* Remove an order's Confirmation with its token and expiry entry.
  * -ENOENT when it has none. */
 int order_confirmation_drop(struct store_txn *txn, uint64_t id);

@@ -220,18 +220,17 @@ session_send_dispatch(struct psession *s, uint64_t order_id)
 	Twinroute__Store__MemberRecord *mem = NULL;
 	char ref[PROVIDER_FAX_REF_LEN + 1];
 	struct store_txn *txn;
-	uint8_t key[8], buf[256];
+	uint8_t key[ORDER_DISPATCH_KEY_MAX], buf[256];
 	const void *val;
 	Order *o = NULL;
-	size_t len;
+	size_t len, klen;
 	int r;
 
-	be64_put(key, order_id);
+	klen = order_dispatch_key(s->provider_id, order_id, key);
 	r = store_txn_begin(p->d->store, STORE_BATCH, &txn);
 	if (r < 0)
 		return r;
-	r = store_get(txn, STORE_DB_OUTBOX_PROVIDER, key, sizeof(key), &val,
-	    &len);
+	r = store_get(txn, STORE_DB_OUTBOX_PROVIDER, key, klen, &val, &len);
 	if (r == -ENOENT) {
 		store_txn_abort(txn);
 		return 1;
@@ -256,7 +255,7 @@ session_send_dispatch(struct psession *s, uint64_t order_id)
 		else {
 			twinroute__store__dispatch_job__pack(job, buf);
 			r = store_put(txn, STORE_DB_OUTBOX_PROVIDER, key,
-			    sizeof(key), buf, len);
+			    klen, buf, len);
 		}
 	}
 	if (r == 0)
@@ -336,7 +335,8 @@ session_pump(struct psession *s)
 
 struct backlog {
 	struct psession *s;
-	const char *provider_id;
+	size_t prefix_len;           /* provider id and its NUL */
+	const uint8_t *prefix;
 };
 
 static int
@@ -344,30 +344,30 @@ backlog_cb(const void *key, size_t key_len, const void *val, size_t val_len,
     void *arg)
 {
 	struct backlog *b = arg;
-	Twinroute__Store__DispatchJob *job;
 
-	if (key_len != 8)
-		return 0;
-	job = twinroute__store__dispatch_job__unpack(NULL, val_len, val);
-	if (!job)
-		return 0;
-	if (strcmp(job->provider_id, b->provider_id) == 0)
-		session_add_job(b->s, be64_get(key));
-	twinroute__store__dispatch_job__free_unpacked(job, NULL);
+	(void)val;
+	(void)val_len;
+	if (key_len != b->prefix_len + 8 ||
+	    memcmp(key, b->prefix, b->prefix_len) != 0)
+		return 1;       /* past this provider's range */
+	session_add_job(b->s, be64_get((const uint8_t *)key + b->prefix_len));
 	return 0;
 }
 
 static int
 session_load_backlog(struct psession *s)
 {
-	struct backlog b = { s, s->provider_id };
+	uint8_t key[ORDER_DISPATCH_KEY_MAX];
+	size_t klen = order_dispatch_key(s->provider_id, 0, key);
+	struct backlog b = { s, klen - 8, key };
 	struct store_txn *txn;
 	int r;
 
 	r = store_txn_begin(s->p->d->store, STORE_RDONLY, &txn);
 	if (r < 0)
 		return r;
-	r = store_iter(txn, STORE_DB_OUTBOX_PROVIDER, NULL, 0, backlog_cb, &b);
+	r = store_iter(txn, STORE_DB_OUTBOX_PROVIDER, key, klen, backlog_cb,
+	    &b);
 	store_txn_abort(txn);
 	return r;
 }
@@ -600,11 +600,11 @@ prov_ack(struct psession *s, const PRequest *req)
 	PResponse resp = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__INIT;
 	Twinroute__Provider__Ok ok = TWINROUTE__PROVIDER__OK__INIT;
 	uint64_t id = req->ack->order_id, seq = 0;
+	uint8_t key[ORDER_DISPATCH_KEY_MAX];
 	struct store_txn *txn;
 	struct pjob *j;
-	uint8_t key[8];
 	const void *val;
-	size_t len;
+	size_t len, klen;
 	Order *o;
 	int r;
 
@@ -618,11 +618,10 @@ prov_ack(struct psession *s, const PRequest *req)
 		store_txn_abort(txn);
 		return;
 	}
-	be64_put(key, id);
-	r = store_get(txn, STORE_DB_OUTBOX_PROVIDER, key, sizeof(key), &val,
-	    &len);
+	klen = order_dispatch_key(o->provider_id, id, key);
+	r = store_get(txn, STORE_DB_OUTBOX_PROVIDER, key, klen, &val, &len);
 	if (r == 0) {
-		r = store_del(txn, STORE_DB_OUTBOX_PROVIDER, key, sizeof(key));
+		r = store_del(txn, STORE_DB_OUTBOX_PROVIDER, key, klen);
 		if (r == 0 && o->state == ST(CONFIRMED))
 			r = order_enter_state(txn, o, ST(DISPATCHED),
 			    "provider: acknowledged", now_ms());

@@ -26,7 +26,7 @@ enum store_db {
 	STORE_DB_CONFIRMATIONS,        /* key: order id; Confirmation */
 	STORE_DB_TOKENS,               /* key: SHA-256 of a token; TokenRecord */
 	STORE_DB_CONFIRM_EXPIRY,       /* key: expiry ms BE, order id BE; empty */
-	STORE_DB_OUTBOX_PROVIDER,      /* key: order id; DispatchJob */
+	STORE_DB_OUTBOX_PROVIDER,      /* key: provider "\0" order id; DispatchJob */
 	STORE_DB_OUTBOX_FAX,           /* key: order id; DispatchJob */
 	STORE_DB_PROVIDER_AUTH,        /* key: provider id; ProviderAuth */
 	STORE_DB__COUNT,

@@ -305,14 +305,19 @@ def test_sessions_and_queue(make):
     check(d.stop() == 0, "clean stop")
     t0 = 1767225600000  # 2026-01-01T00:00:00Z
     load_db(d, "outbox_provider", [
-        (struct.pack(">Q", 7), dispatch_job(7, "fuji-travel", t0, 2)),
-        (struct.pack(">Q", 9), dispatch_job(9, "sakura-clean", t0 + 1000)),
-        (struct.pack(">Q", 12), dispatch_job(12, "fuji-travel", t0 + 2000)),
+        # key: provider id, NUL, order id (8 bytes big-endian)
+        (b"fuji-travel\0" + struct.pack(">Q", 7),
+         dispatch_job(7, "fuji-travel", t0, 2)),
+        (b"sakura-clean\0" + struct.pack(">Q", 9),
+         dispatch_job(9, "sakura-clean", t0 + 1000)),
+        (b"fuji-travel\0" + struct.pack(">Q", 12),
+         dispatch_job(12, "fuji-travel", t0 + 2000)),
     ])
     d.start()
     q = d.ctl("queue", "provider")
+    # One provider's jobs are together, oldest order first.
     check(q["total"] == 3 and [e["order_id"] for e in q["queue"]] ==
-          [7, 9, 12], "all: %r" % q)
+          [7, 12, 9], "all: %r" % q)
     check(q["queue"][0] == {"order_id": 7, "provider": "fuji-travel",
                             "attempts": 2, "created_unix_ms": t0},
           "entry: %r" % q["queue"][0])

@@ -347,7 +347,8 @@ test_confirmation_outboxes(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t id = make_order(f->s, "100001"), id2;
-	uint8_t hash[32], key[8], xkey[16];
+	uint8_t hash[32], key[8], xkey[16], pkey[ORDER_DISPATCH_KEY_MAX];
+	size_t pklen;
 
 	memset(hash, 0xab, sizeof(hash));
 	for (int i = 0; i < 8; i++) {
@@ -361,12 +362,15 @@ test_confirmation_outboxes(void **state)
 	put_confirmation(f->s, id, hash, 5000);
 	assert_true(has_key(f->s, STORE_DB_TOKENS, hash, 32));
 	/* Confirming ends the token and queues both dispatch jobs. */
-	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	pklen = order_dispatch_key("prov-1", id, pkey);
+	assert_int_equal(pklen, 7 + 8);
+	assert_memory_equal(pkey, "prov-1\0", 7);
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, pkey, pklen));
 	assert_int_equal(move(f->s, id, S(CONFIRMED), "mail: reply", 3000), 0);
 	assert_false(has_key(f->s, STORE_DB_TOKENS, hash, 32));
 	assert_false(has_key(f->s, STORE_DB_CONFIRMATIONS, key, 8));
 	assert_false(has_key(f->s, STORE_DB_CONFIRM_EXPIRY, xkey, 16));
-	assert_true(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	assert_true(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, pkey, pklen));
 	assert_true(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
 
 	/* Expiry ends it too, and queues nothing. */
@@ -381,7 +385,8 @@ test_confirmation_outboxes(void **state)
 	assert_int_equal(move(f->s, id2, S(EXPIRED), "deadline", 6000), 0);
 	assert_false(has_key(f->s, STORE_DB_TOKENS, hash, 32));
 	assert_false(has_key(f->s, STORE_DB_CONFIRMATIONS, key, 8));
-	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, key, 8));
+	pklen = order_dispatch_key("prov-1", id2, pkey);
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_PROVIDER, pkey, pklen));
 	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
 }
 

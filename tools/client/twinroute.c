@@ -955,21 +955,6 @@ member_session(struct ctx *ctx)
 	return login(ctx);
 }
 
-/* An order number: a positive integer. CLI_GO_ON or CLI_EXIT_USAGE. */
-static int
-parse_order_id(const struct args_cmd *cmd, const char *s, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
-	if (v == 0 || errno != 0 || *end != '\0')
-		return args_cmd_error(cmd, "'%s' is not an order number", s);
-	*ret = v;
-	return CLI_GO_ON;
-}
-
 /* "order 42 AUTHORIZED: ..." or the order as JSON. */
 static int
 print_order(const struct ctx *ctx, const Twinroute__Order *o, bool history)
@@ -1215,7 +1200,7 @@ cmd_one_order(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	    .json = &ctx->json }, argc, argv, NULL);
 	if (r >= 0)
 		return r;
-	r = parse_order_id(cmd, pos[0], &id);
+	r = args_order_id(cmd, pos[0], &id);
 	if (r >= 0)
 		return r;
 	r = member_session(ctx);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* args.c -- the tools' command lines: options, commands' arguments, usage */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,5 +276,19 @@ args_require(const struct args_cmd *cmd, const struct args_opt *opts,
 		if (!opts[i].value)
 			return args_cmd_error(cmd, "missing --%s",
 			    opts[i].name);
+	return CLI_GO_ON;
+}
+
+int
+args_order_id(const struct args_cmd *cmd, const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (v == 0 || errno != 0 || *end != '\0')
+		return args_cmd_error(cmd, "'%s' is not an order number", s);
+	*ret = v;
 	return CLI_GO_ON;
 }

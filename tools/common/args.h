@@ -96,6 +96,9 @@ void args_print_command(FILE *f, const struct args_cmd *cmd);
 /* "PROG NAME: message" and the command's usage on stderr: CLI_EXIT_USAGE. */
 int args_cmd_error(const struct args_cmd *cmd, const char *fmt, ...)
     _printf_(2, 3);
+/* An order number: a positive integer, into *ret. CLI_GO_ON, or
+ * CLI_EXIT_USAGE after "'S' is not an order number". */
+int args_order_id(const struct args_cmd *cmd, const char *s, uint64_t *ret);
 
 /*
  * Split a command's arguments into options (--name VALUE, --name=VALUE)

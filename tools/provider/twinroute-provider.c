@@ -952,21 +952,6 @@ one_shot(struct ctx *ctx, Twinroute__Provider__ProviderRequest *req,
 	return CLI_EXIT_OK;
 }
 
-/* An order number: a positive integer. CLI_GO_ON or CLI_EXIT_USAGE. */
-static int
-parse_order_id(const struct args_cmd *cmd, const char *s, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
-	if (v == 0 || errno != 0 || *end != '\0')
-		return args_cmd_error(cmd, "'%s' is not an order number", s);
-	*ret = v;
-	return CLI_GO_ON;
-}
-
 static int
 cmd_report(struct ctx *ctx, const struct args_cmd *cmd, int argc,
     char **argv, Twinroute__Provider__ReportKind kind)
@@ -987,7 +972,7 @@ cmd_report(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	    .posnames = posnames, .json = &ctx->json }, argc, argv, NULL);
 	if (r >= 0)
 		return r;
-	r = parse_order_id(cmd, pos[0], &rep.order_id);
+	r = args_order_id(cmd, pos[0], &rep.order_id);
 	if (r >= 0)
 		return r;
 	if (reject) {
