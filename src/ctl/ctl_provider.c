@@ -195,6 +195,9 @@ ctl_provider_cert(struct conn *c, const CtlRequest *req)
 		resp.cert_sha256.data = fp;
 		resp.cert_sha256.len = sizeof(fp);
 	}
+	/* A session opened with the old certificate does not outlive it. */
+	providers_drop(((struct daemon *)conn_ctx(c))->providers, req->target,
+	    "certificate");
 	resp.id = req->id;
 	ctl_reply_durable(c, seq, &resp);
 }
@@ -276,6 +279,9 @@ ctl_provider_token(struct conn *c, const CtlRequest *req)
 	    req->remove ? "removed" : "issued");
 	ctl_audit(c, NULL, false, "provider %s token %s", req->target,
 	    req->remove ? "removed" : "issued");
+	/* Nor one opened with the old token. */
+	providers_drop(((struct daemon *)conn_ctx(c))->providers, req->target,
+	    "token");
 	resp.id = req->id;
 	if (!req->remove)
 		resp.provider_token = token;

@@ -1083,6 +1083,30 @@ providers_free(struct providers *p)
 	free(p);
 }
 
+unsigned
+providers_drop(struct providers *p, const char *provider_id,
+    const char *method)
+{
+	struct psession *s;
+	unsigned n = 0;
+
+	if (!p)
+		return 0;
+	LIST_FOREACH(s, &p->all, link) {
+		if (!s->authed || strcmp(s->provider_id, provider_id) != 0 ||
+		    strcmp(s->method, method) != 0 || conn_is_closing(s->conn))
+			continue;
+		prov_send_error(s->conn, 0, E(AUTH), "the provider's "
+		    "credentials changed: authenticate again");
+		conn_close_after_flush(s->conn);
+		n++;
+	}
+	if (n)
+		log_info("provider %s: %s changed: %u session%s closed",
+		    provider_id, method, n, n == 1 ? "" : "s");
+	return n;
+}
+
 void
 providers_sessions(const struct providers *p, provider_session_fn cb,
     void *arg)

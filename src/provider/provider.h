@@ -32,6 +32,14 @@ void providers_free(struct providers *p);
 void providers_order_confirmed(struct providers *p, const char *provider_id,
     uint64_t order_id, uint64_t seq);
 
+/*
+ * The provider's credentials for method ("certificate" or "token")
+ * changed: close its sessions that authenticated that way (they get
+ * ERR_AUTH and must authenticate again). Returns how many.
+ */
+unsigned providers_drop(struct providers *p, const char *provider_id,
+    const char *method);
+
 /* One live session, for twinroutectl provider sessions. */
 struct provider_session_info {
 	const char *provider_id;

@@ -224,6 +224,18 @@ def test_refusals(make):
                   d.ctl("service", "list", "--provider", PROVIDER)),
               "service added")
         check(CARD_NUMBER not in c.seen + o.seen, "card number on the wire")
+        # New credentials end the sessions opened with the old ones:
+        # a new token closes the token session, not the certificate one.
+        d.ctl("provider", "token", PROVIDER)
+        r = c.recv_skip_beats()
+        check(r is None or r.error_code == ERR["AUTH"], "revoked: %r" % r)
+        check(c.is_closed(), "token session closed")
+        r = o.call(p_report(11, oid, "ACCEPTED"))
+        check(r.error_code == ERR["FORBIDDEN"], "other session still up")
+        d.ctl("provider", "cert", OTHER, "--remove", json_out=False)
+        r = o.recv_skip_beats()
+        check(r is None or r.error_code == ERR["AUTH"], "unpinned: %r" % r)
+        check(o.is_closed(), "certificate session closed")
     finally:
         sink.stop()
 
