@@ -234,16 +234,6 @@ opt_count(const struct args_cmd *cmd, const struct args_opt *o,
 	return CLI_GO_ON;
 }
 
-static const char *
-code_name(Twinroute__ErrorCode code)
-{
-	const ProtobufCEnumValue *v;
-
-	v = protobuf_c_enum_descriptor_get_value(
-	    &twinroute__error_code__descriptor, code);
-	return v ? v->name : "unknown error code";
-}
-
 static int
 report_error(struct ctx *ctx, const Twinroute__Error *e)
 {
@@ -258,9 +248,9 @@ report_error(struct ctx *ctx, const Twinroute__Error *e)
 		fprintf(stderr, PROG ": %s: the server does not speak protocol "
 		    "version %d, the one " PROG " " TR_VERSION " speaks: %s "
 		    "(%s)\n", ctx->addr, CLIENT_PROTO_VERSION, msg,
-		    code_name(e->code));
+		    cli_error_code_name(e->code));
 	else
-		fprintf(stderr, PROG ": %s (%s)\n", msg, code_name(e->code));
+		fprintf(stderr, PROG ": %s (%s)\n", msg, cli_error_code_name(e->code));
 	return CLI_EXIT_REFUSED;
 }
 

@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 
+#include "common.pb-c.h"
 #include "common/errcode.h"
 #include "cli.h"
 #include "output.h"
@@ -149,4 +150,14 @@ cli_exchange(struct tr_conn *c, const struct cli_peer *p,
 		return cli_fail("%s: the reply does not decode", p->name);
 	*ret_reply = reply;
 	return CLI_EXIT_OK;
+}
+
+const char *
+cli_error_code_name(int code)
+{
+	const ProtobufCEnumValue *v;
+
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__error_code__descriptor, code);
+	return v ? v->name : "unknown error code";
 }

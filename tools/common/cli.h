@@ -48,6 +48,9 @@ int cli_print_json(json_object *obj);
 /* At exit: flush stdout; r, or CLI_EXIT_UNREACHABLE if output was lost. */
 int cli_exit(int r);
 
+/* "ERR_NOT_FOUND" for an ErrorCode value; "unknown error code" else. */
+const char *cli_error_code_name(int code);
+
 /* Why a TLS handshake or read failed, from the OpenSSL error queue. */
 void cli_tls_reason(char *buf, size_t size);
 

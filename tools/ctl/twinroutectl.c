@@ -212,13 +212,9 @@ ctl_call(const struct ctx *ctx, Twinroute__Ctl__CtlRequest *req,
 static const char *
 error_message(const Twinroute__Error *e)
 {
-	const ProtobufCEnumValue *v;
-
 	if (e->message && *e->message)
 		return e->message;
-	v = protobuf_c_enum_descriptor_get_value(
-	    &twinroute__error_code__descriptor, e->code);
-	return v ? v->name : "request refused";
+	return cli_error_code_name(e->code);
 }
 
 /* One line of an import file, ready to send. */

@@ -322,16 +322,6 @@ random32(void)
 	return v;
 }
 
-static const char *
-code_name(Twinroute__ErrorCode code)
-{
-	const ProtobufCEnumValue *v;
-
-	v = protobuf_c_enum_descriptor_get_value(
-	    &twinroute__error_code__descriptor, code);
-	return v ? v->name : "unknown error code";
-}
-
 /*
  * Text from the broker, fit for a terminal and a log: control characters
  * become '?', and it is cut at LOG_TEXT_MAX bytes. Returns buf.
@@ -418,7 +408,7 @@ fail_refused(struct ctx *ctx, int exit, const char *prefix,
 
 	clean(e->message && *e->message ? e->message : "refused", msg,
 	    sizeof(msg));
-	return fail(ctx, exit, "%s%s (%s)", prefix, msg, code_name(e->code));
+	return fail(ctx, exit, "%s%s (%s)", prefix, msg, cli_error_code_name(e->code));
 }
 
 static const char *
@@ -1698,10 +1688,10 @@ agent_on_error(struct agent *a, const Twinroute__Provider__ProviderResponse *m)
 	if (order_id)
 		agent_log("order %" PRIu64 ": the broker refused the "
 		    "acknowledgement: %s (%s)", order_id, msg,
-		    code_name(e->code));
+		    cli_error_code_name(e->code));
 	else
 		agent_log("%s: request %" PRIu64 " refused: %s (%s)", ctx->addr,
-		    m->id, msg, code_name(e->code));
+		    m->id, msg, cli_error_code_name(e->code));
 	return 0;
 }
 
