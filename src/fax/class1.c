@@ -318,13 +318,20 @@ hangup(struct class1_call *c, uint64_t now)
 	enter_state(c, S_HANGUP, now + CLASS1_CMD_MS);
 }
 
+/* The call's result and why: the first one noted stays. */
+static void
+note_result(struct class1_call *c, enum class1_result r, const char *reason)
+{
+	if (c->result == CLASS1_RUNNING) {
+		c->result = r;
+		set_reason(c, reason);
+	}
+}
+
 static void
 finish(struct class1_call *c)
 {
-	if (c->result == CLASS1_RUNNING) {
-		c->result = CLASS1_PROTOCOL_ERROR;
-		set_reason(c, "call ended without a result");
-	}
+	note_result(c, CLASS1_PROTOCOL_ERROR, "call ended without a result");
 	c->streaming = false;
 	c->hdlc = false;
 	enter_state(c, S_DONE, UINT64_MAX);
@@ -335,10 +342,7 @@ static void
 fail(struct class1_call *c, enum class1_result r, const char *reason,
     uint64_t now)
 {
-	if (c->result == CLASS1_RUNNING) {
-		c->result = r;
-		set_reason(c, reason);
-	}
+	note_result(c, r, reason);
 	if (c->state == S_HANGUP || c->state == S_DONE) {
 		finish(c);
 		return;
@@ -460,10 +464,7 @@ static void
 disconnect(struct class1_call *c, enum class1_result r, const char *reason,
     uint64_t now)
 {
-	if (c->result == CLASS1_RUNNING) {
-		c->result = r;
-		set_reason(c, reason);
-	}
+	note_result(c, r, reason);
 	c->ending = true;
 	c->tx_len[0] = frame_put(c->tx[0], HDLC_CTL_FINAL, FCF_DCN | FCF_X,
 	    NULL, 0);

@@ -355,7 +355,6 @@ mailer_move(struct mailer *m, uint64_t id, order_state to,
 struct sent_arg {
 	struct mailer *m;
 	const struct inflight *f;
-	const struct smtp_msg *msg;
 	bool resend;
 };
 
@@ -507,7 +506,7 @@ mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 		snprintf(why, sizeof(why), "%d %s", msg->code, msg->text);
 		switch (msg->result) {
 		case SMTP_OK: {
-			struct sent_arg sa = { m, f, msg, false };
+			struct sent_arg sa = { m, f, false };
 			struct store_txn *txn;
 			Order *o = NULL;
 			order_state st = ST(STATE_UNSPECIFIED);
