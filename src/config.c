@@ -181,6 +181,36 @@ static const struct config_key config_keys[] = {
 	    FIELD(provider_max_connections), 1, 100000 },
 	{ "provider", "max_frame", CONFIG_T_SIZE, FIELD(provider_max_frame),
 	    4 * KIB, 16 * MIB },
+
+	{ "fax", "modems", CONFIG_T_STRING, FIELD(fax_modems), 0, 0 },
+	{ "fax", "speed", CONFIG_T_UINT, FIELD(fax_speed), 9600, 230400 },
+	{ "fax", "flow", CONFIG_T_STRING, FIELD(fax_flow), 0, 0 },
+	{ "fax", "init", CONFIG_T_STRING, FIELD(fax_init), 0, 0 },
+	{ "fax", "dial_prefix", CONFIG_T_STRING, FIELD(fax_dial_prefix), 0, 0 },
+	{ "fax", "international_prefix", CONFIG_T_STRING,
+	    FIELD(fax_international_prefix), 0, 0 },
+	{ "fax", "ident", CONFIG_T_STRING, FIELD(fax_ident), 0, 0 },
+	{ "fax", "broker_name", CONFIG_T_STRING, FIELD(fax_broker_name), 0, 0 },
+	{ "fax", "font", CONFIG_T_PATH, FIELD(fax_font), 0, 0 },
+	{ "fax", "font_px", CONFIG_T_UINT, FIELD(fax_font_px), 8, 200 },
+	{ "fax", "max_bps", CONFIG_T_UINT, FIELD(fax_max_bps), 2400, 14400 },
+	{ "fax", "retry_busy", CONFIG_T_DURATION, FIELD(fax_retry_busy),
+	    1, DAY_SECS },
+	{ "fax", "retry_no_answer", CONFIG_T_DURATION,
+	    FIELD(fax_retry_no_answer), 1, DAY_SECS },
+	{ "fax", "retry_no_carrier", CONFIG_T_DURATION,
+	    FIELD(fax_retry_no_carrier), 1, DAY_SECS },
+	{ "fax", "retry_protocol", CONFIG_T_DURATION, FIELD(fax_retry_protocol),
+	    1, DAY_SECS },
+	{ "fax", "retry_modem", CONFIG_T_DURATION, FIELD(fax_retry_modem),
+	    1, DAY_SECS },
+	{ "fax", "max_dials", CONFIG_T_UINT, FIELD(fax_max_dials), 1, 100 },
+	{ "fax", "max_tries", CONFIG_T_UINT, FIELD(fax_max_tries), 1, 100 },
+	{ "fax", "max_no_carrier", CONFIG_T_UINT, FIELD(fax_max_no_carrier),
+	    1, 100 },
+	{ "fax", "kill_time", CONFIG_T_DURATION, FIELD(fax_kill_time),
+	    60, 30 * DAY_SECS },
+	{ "fax", "jitter", CONFIG_T_UINT, FIELD(fax_jitter), 0, 50 },
 };
 
 #define CONFIG_N_KEYS ELEMENTSOF(config_keys)
@@ -1067,6 +1097,47 @@ config_loopback(const char *hostport)
 }
 
 int
+config_fax_modem_next(const char **cursor, char *buf, size_t size)
+{
+	const char *p = *cursor;
+	size_t n;
+
+	p += strspn(p, " \t,");
+	if (*p == '\0')
+		return 0;
+	n = strcspn(p, " \t,");
+	*cursor = p + n;
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return 1;
+}
+
+static int
+config_fax_modems_check(struct config *cfg, struct config_err *err)
+{
+	const char *cur = cfg->fax_modems;
+	char dev[CONFIG_SOCKET_PATH_MAX + 150];
+	unsigned n = 0;
+	int r;
+
+	while ((r = config_fax_modem_next(&cur, dev, sizeof(dev))) > 0) {
+		if (dev[0] != '/')
+			return config_finish_fail(cfg, err,
+			    "fax.modems: not an absolute device path: %s", dev);
+		if (++n > CONFIG_FAX_MODEMS_MAX)
+			return config_finish_fail(cfg, err,
+			    "fax.modems: more than %d devices",
+			    CONFIG_FAX_MODEMS_MAX);
+	}
+	if (r < 0)
+		return config_finish_fail(cfg, err,
+		    "fax.modems: a device path is too long");
+	return 0;
+}
+
+int
 config_finish(struct config *cfg, struct config_err *err)
 {
 	char a[32], b[32];
@@ -1148,6 +1219,23 @@ config_finish(struct config *cfg, struct config_err *err)
 	if (cfg->lmtp_require_authentication && !*cfg->lmtp_authserv_id)
 		return config_finish_fail(cfg, err,
 		    "lmtp.require_authentication: yes without lmtp.authserv_id");
+	if (strcmp(cfg->fax_flow, "rtscts") != 0 &&
+	    strcmp(cfg->fax_flow, "xonxoff") != 0)
+		return config_finish_fail(cfg, err,
+		    "fax.flow: not rtscts or xonxoff: %s", cfg->fax_flow);
+	if (config_fax_modems_check(cfg, err) < 0)
+		return -EINVAL;
+	if (strlen(cfg->fax_ident) > 20)
+		return config_finish_fail(cfg, err,
+		    "fax.ident: longer than 20 characters (T.30): %s",
+		    cfg->fax_ident);
+	if (strspn(cfg->fax_dial_prefix, "0123456789*#,WwTtPp!@") !=
+	    strlen(cfg->fax_dial_prefix) ||
+	    strspn(cfg->fax_international_prefix, "0123456789") !=
+	    strlen(cfg->fax_international_prefix))
+		return config_finish_fail(cfg, err,
+		    "fax.dial_prefix or fax.international_prefix: only dial "
+		    "digits and modifiers");
 	if (*cfg->lmtp_listen && !config_loopback(cfg->lmtp_listen))
 		return config_finish_fail(cfg, err,
 		    "lmtp.listen: not a loopback address (127.0.0.0/8, [::1], localhost): %s",
@@ -1196,6 +1284,19 @@ config_defaults(struct config *cfg)
 		.provider_window = 32,
 		.provider_max_connections = 256,
 		.provider_max_frame = MIB,
+		.fax_speed = 115200,
+		.fax_font_px = 24,
+		.fax_max_bps = 14400,
+		.fax_retry_busy = 3 * 60,
+		.fax_retry_no_answer = 5 * 60,
+		.fax_retry_no_carrier = 5 * 60,
+		.fax_retry_protocol = 60,
+		.fax_retry_modem = 60,
+		.fax_max_dials = 12,
+		.fax_max_tries = 3,
+		.fax_max_no_carrier = 2,
+		.fax_kill_time = 3 * 60 * 60,
+		.fax_jitter = 20,
 	};
 	cfg->state_dir = strdup(CONFIG_STATE_DIR_DEFAULT);
 	cfg->pid_file = strdup("");
@@ -1218,6 +1319,15 @@ config_defaults(struct config *cfg)
 	cfg->mail_from_name = strdup("twinroute");
 	cfg->mail_domain = strdup("localhost");
 	cfg->mail_broker_name = strdup("twinroute");
+	cfg->fax_modems = strdup("");
+	cfg->fax_flow = strdup("rtscts");
+	cfg->fax_init = strdup("ATZ");
+	cfg->fax_dial_prefix = strdup("");
+	cfg->fax_international_prefix = strdup("");
+	cfg->fax_ident = strdup("");
+	cfg->fax_broker_name = strdup("twinroute");
+	cfg->fax_font = strdup(
+	    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf");
 	cfg->mail_template = strdup("");
 	cfg->lmtp_socket = strdup("");
 	cfg->lmtp_listen = strdup("");

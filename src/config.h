@@ -15,7 +15,8 @@
 #define CONFIG_STATE_DIR_DEFAULT "/var/lib/twinroute"
 #define CONFIG_LISTEN_DEFAULT "127.0.0.1:7420"
 #define CONFIG_SOCKET_PATH_MAX 107 /* sizeof(sun_path) - 1 */
-#define CONFIG_HOST_MAX 256        /* host part of host:port, with its NUL */
+#define CONFIG_HOST_MAX 256
+#define CONFIG_FAX_MODEMS_MAX 16  /* devices in [fax] modems */        /* host part of host:port, with its NUL */
 
 /*
  * Every string is malloc'ed and never NULL after config_defaults(); ""
@@ -108,6 +109,28 @@ struct config {
 	uint32_t provider_window; /* unacknowledged dispatches, default 32 */
 	uint32_t provider_max_connections; /* default 256 */
 	uint32_t provider_max_frame; /* default 1 MiB */
+	/* [fax] */
+	char *fax_modems;         /* device paths, blank-separated; "": none */
+	uint32_t fax_speed;       /* DTE speed, default 115200 */
+	char *fax_flow;           /* rtscts (default) | xonxoff */
+	char *fax_init;           /* default ATZ */
+	char *fax_dial_prefix;    /* default "" */
+	char *fax_international_prefix; /* replaces a number's "+", default "" */
+	char *fax_ident;          /* our TSI, default "" */
+	char *fax_broker_name;    /* on the page, default twinroute */
+	char *fax_font;           /* default DejaVu Sans Mono */
+	uint32_t fax_font_px;     /* cap height, default 24 */
+	uint32_t fax_max_bps;     /* default 14400 */
+	uint32_t fax_retry_busy;  /* seconds, default 3 min */
+	uint32_t fax_retry_no_answer;  /* default 5 min */
+	uint32_t fax_retry_no_carrier; /* default 5 min */
+	uint32_t fax_retry_protocol;   /* default 1 min */
+	uint32_t fax_retry_modem;      /* default 1 min */
+	uint32_t fax_max_dials;   /* default 12 */
+	uint32_t fax_max_tries;   /* default 3 */
+	uint32_t fax_max_no_carrier; /* default 2 */
+	uint32_t fax_kill_time;   /* seconds, default 3 h */
+	uint32_t fax_jitter;      /* percent, default 20 */
 
 	/* The last file loaded, for messages; NULL when none was. */
 	char *source;
@@ -163,6 +186,11 @@ int config_parse_hostport(const char *s);
  */
 int config_split_hostport(const char *s, char ret_host[CONFIG_HOST_MAX],
     uint16_t *ret_port);
+ /*
+ * The next device of [fax] modems (blank- or comma-separated) into buf.
+ * 1 (found, *cursor moved past it), 0 (no more), -ENAMETOOLONG.
+ */
+int config_fax_modem_next(const char **cursor, char *buf, size_t size);
 /* "daemon", "local0".."local7" -> LOG_DAEMON, LOG_LOCAL0.. 0 or -EINVAL. */
 int config_syslog_facility(const char *name, int *ret_facility);
 

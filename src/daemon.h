@@ -22,6 +22,7 @@ struct worker;
 struct mailer;
 struct providers;
 struct lmtp_listen;
+struct fax_dispatcher;
 
 struct daemon {
 	struct event_base *base;
@@ -36,6 +37,7 @@ struct daemon {
 	struct lmtp_listen *lmtp; /* where the MTA delivers replies */
 	struct listener *provider_l; /* NULL: no provider channel */
 	struct providers *providers; /* sessions and dispatch */
+	struct fax_dispatcher *fax; /* the card route: fax jobs, modems */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

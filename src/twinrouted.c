@@ -29,6 +29,7 @@
 #include "config.h"
 #include "ctl/ctl.h"
 #include "daemon.h"
+#include "fax/dispatcher.h"
 #include "mail/mailer.h"
 #include "provider/provider.h"
 #include "net/server.h"
@@ -459,6 +460,10 @@ main(int argc, char **argv)
 			.order_limit = cfg.vault_order_limit,
 			.daily_limit = cfg.vault_daily_limit,
 			.lazy_auth_sync = !cfg.vault_sync_authentications,
+			.fax_font = cfg.fax_font,
+			.fax_font_px = cfg.fax_font_px,
+			.fax_broker = cfg.fax_broker_name,
+			.fax_ident = cfg.fax_ident,
 		};
 		if (cfg.vault_key_file[0] != '\0' &&
 		    access(cfg.vault_key_file, F_OK) < 0 && errno == ENOENT)
@@ -479,6 +484,9 @@ main(int argc, char **argv)
 	r = mailer_open(d, &d->mailer);
 	if (r < 0)
 		fatalx("mail: %s", tr_strerror(r));
+	r = fax_dispatcher_open(d, &d->fax);
+	if (r < 0)
+		fatalx("fax: %s", tr_strerror(r));
 	client_order_recover(d);
 
 	if (cfg.client_tls_cert[0] != '\0') {
@@ -575,6 +583,8 @@ main(int argc, char **argv)
 	d->mailer = NULL;
 	providers_free(d->providers);
 	d->providers = NULL;
+	fax_dispatcher_free(d->fax);
+	d->fax = NULL;
 	if (shutdown_timer)
 		event_free(shutdown_timer);
 	event_free(sig_term);

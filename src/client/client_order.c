@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon.h"
+#include "fax/dispatcher.h"
 #include "mail/mailer.h"
 #include "provider/provider.h"
 #include "member/member.h"
@@ -134,16 +135,25 @@ void
 client_order_changed(struct daemon *d, uint64_t seq, const Order *o,
     order_state from, const char *cause)
 {
+	if (o->state == ST(AUTHORIZED))
+		mailer_kick(d->mailer, o->id, seq);
+	else if (o->state == ST(CONFIRMED) && from != ST(CONFIRMED)) {
+		providers_order_confirmed(d->providers, o->provider_id, o->id,
+		    seq);
+		fax_dispatcher_kick(d->fax, o->id, seq);
+	}
+	client_order_notify(d, seq, o, from, cause);
+}
+
+void
+client_order_notify(struct daemon *d, uint64_t seq, const Order *o,
+    order_state from, const char *cause)
+{
 	Twinroute__Client__OrderEvent ev = TWINROUTE__CLIENT__ORDER_EVENT__INIT;
 	Response resp = TWINROUTE__CLIENT__RESPONSE__INIT;
 	struct event_push *ep;
 	Order bare = *o;
 
-	if (o->state == ST(AUTHORIZED))
-		mailer_kick(d->mailer, o->id, seq);
-	else if (o->state == ST(CONFIRMED))
-		providers_order_confirmed(d->providers, o->provider_id, o->id,
-		    seq);
 	if (watch_lists == NULL || htab_get(watch_lists, o->member) == NULL)
 		return;
 	bare.n_history = 0;

@@ -61,6 +61,10 @@ struct daemon;
  */
 void client_order_changed(struct daemon *d, uint64_t seq,
     const Twinroute__Order *o, Twinroute__OrderState from, const char *cause);
+/* Only the event to the watchers (the fax track's changes, which start
+ * nothing else). */
+void client_order_notify(struct daemon *d, uint64_t seq,
+    const Twinroute__Order *o, Twinroute__OrderState from, const char *cause);
 /* After start: ask the vault again about every order left RECEIVED. */
 void client_order_recover(struct daemon *d);
 

@@ -104,6 +104,23 @@ const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	    "a provider's fulfilled and charged orders, by the day they were "
 	    "fulfilled (UTC; --to excluded), with totals per currency",
 	    CTL_F_READONLY },
+	[CTL_PROVIDER_FAX_IDENT] = { "provider fax-ident",
+	    "ID CSI | ID --remove",
+	    "pin the ident (CSI, up to 20 printable characters) the provider's "
+	    "fax must announce before the card page is sent; --remove unpins "
+	    "it", 0 },
+	[CTL_QUEUE_FAX] = { "queue fax", "[ID] [--limit N]",
+	    "card fax jobs waiting or in a call, of every provider or of one, "
+	    "and the dispatcher's counters", CTL_F_READONLY },
+	[CTL_FAX_SHOW] = { "fax show", "ORDER",
+	    "an order's card fax: its state, the last call's report and its "
+	    "job", CTL_F_READONLY },
+	[CTL_FAX_RETRY] = { "fax retry", "ORDER",
+	    "send a failed card fax again with fresh counters, or a queued "
+	    "one now", 0 },
+	[CTL_MODEM_LIST] = { "modem list", "",
+	    "the fax modems: state, calls, last result and the job in each",
+	    CTL_F_READONLY },
 };
 
 int

@@ -455,6 +455,11 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_PROVIDER_SESSIONS] = ctl_provider_sessions,
 	[CTL_QUEUE_PROVIDER] = ctl_queue_provider,
 	[CTL_LEDGER] = ctl_ledger,
+	[CTL_PROVIDER_FAX_IDENT] = ctl_provider_fax_ident,
+	[CTL_QUEUE_FAX] = ctl_queue_fax,
+	[CTL_FAX_SHOW] = ctl_fax_show,
+	[CTL_FAX_RETRY] = ctl_fax_retry,
+	[CTL_MODEM_LIST] = ctl_modem_list,
 };
 
 void

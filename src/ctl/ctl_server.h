@@ -62,4 +62,11 @@ void ctl_provider_sessions(struct conn *c, const CtlRequest *req);
 void ctl_queue_provider(struct conn *c, const CtlRequest *req);
 void ctl_ledger(struct conn *c, const CtlRequest *req);
 
+/* The card route: the fax ident pin, fax jobs, modems (ctl_fax.c). */
+void ctl_provider_fax_ident(struct conn *c, const CtlRequest *req);
+void ctl_queue_fax(struct conn *c, const CtlRequest *req);
+void ctl_fax_show(struct conn *c, const CtlRequest *req);
+void ctl_fax_retry(struct conn *c, const CtlRequest *req);
+void ctl_modem_list(struct conn *c, const CtlRequest *req);
+
 #endif

@@ -149,6 +149,9 @@ struct class1_call {
 	size_t page;		/* index of the page being sent */
 	size_t pages_sent;
 	unsigned rtn;		/* RTNs for the current page */
+	bool dialed;		/* ATD went to the modem */
+	bool carrier;		/* a DIS or CSI came from the remote */
+	bool in_pages;		/* the first +FTM for page data went out */
 
 	/* frames to send with +FTH */
 	uint8_t tx[2][CLASS1_IDENT_MAX + 8];
@@ -625,10 +628,12 @@ got_frame(struct class1_call *c, const uint8_t *f, size_t n, uint64_t now)
 		s[k] = '\0';
 		size_t lead = strspn(s, " ");
 		memmove(c->remote_csi, s + lead, k - lead + 1);
+		c->carrier = true;
 	} else if (fcf == FCF_DIS) {
 		c->dis_len = n - 3;
 		memcpy(c->dis, f + 3, c->dis_len);
 		c->have_dis = true;
+		c->carrier = true;
 	}
 
 	switch (c->rx_for) {
@@ -758,6 +763,8 @@ ftm(struct class1_call *c, bool tcf, uint64_t now)
 	const struct rate *r = &rates[c->rate];
 
 	c->data_tcf = tcf;
+	if (!tcf)
+		c->in_pages = true;
 	snprintf(cmd, sizeof(cmd), "AT+FTM=%d", tcf ? r->mod_long :
 	    r->mod_short);
 	out_cmd(c, cmd);
@@ -797,6 +804,7 @@ got_line(struct class1_call *c, const char *l, uint64_t now)
 
 			snprintf(cmd, sizeof(cmd), "ATD%s", c->dial);
 			out_cmd(c, cmd);
+			c->dialed = true;
 			enter_state(c, S_DIAL, now + CLASS1_DIAL_MS);
 		}
 		return;
@@ -1245,4 +1253,22 @@ size_t
 class1_pages_sent(const struct class1_call *c)
 {
 	return c->pages_sent;
+}
+
+bool
+class1_dialed(const struct class1_call *c)
+{
+	return c->dialed;
+}
+
+bool
+class1_carrier(const struct class1_call *c)
+{
+	return c->carrier;
+}
+
+bool
+class1_in_pages(const struct class1_call *c)
+{
+	return c->in_pages;
 }

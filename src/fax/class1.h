@@ -137,6 +137,13 @@ unsigned class1_bps(const struct class1_call *c);
 int class1_compression(const struct class1_call *c);
 /* Pages the remote confirmed (MCF or RTP). */
 size_t class1_pages_sent(const struct class1_call *c);
+/* ATD was queued for the modem: the call counts as a dial. */
+bool class1_dialed(const struct class1_call *c);
+/* The remote answered as a fax: a DIS or CSI frame came in. */
+bool class1_carrier(const struct class1_call *c);
+/* Page data has begun: the first +FTM for a page (not the TCF) was
+ * queued. Stays true to the end of the call. */
+bool class1_in_pages(const struct class1_call *c);
 const char *class1_strresult(enum class1_result r);
 /* The current state's name, for the caller's logs. */
 const char *class1_strstate(const struct class1_call *c);

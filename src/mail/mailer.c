@@ -45,6 +45,7 @@
 #include "catalog/catalog.h"
 #include "client/session.h"
 #include "common/be64.h"
+#include "common/dueheap.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -63,11 +64,6 @@
 #define MAILER_EXPIRE_BATCH 64      /* expiries per timer run */
 #define MAILER_PASSWORD_MAX 512
 
-struct mjob {
-	uint64_t due_ms;
-	uint64_t id;
-};
-
 struct inflight {
 	uint64_t id;
 	uint8_t token[MAIL_TOKEN_RAW];
@@ -84,8 +80,7 @@ struct mailer {
 	struct mail_template *tmpl;
 	char *password;
 
-	struct mjob *heap;
-	size_t n_heap, cap_heap;
+	struct dueheap heap;
 	struct event *timer;
 
 	struct smtp_msg *msgs;
@@ -113,68 +108,6 @@ token_hash(const uint8_t raw[MAIL_TOKEN_RAW], uint8_t out[ORDER_HASH_SIZE])
 }
 
 /* ---- the schedule --------------------------------------------------- */
-
-static bool
-mjob_less(const struct mjob *a, const struct mjob *b)
-{
-	return a->due_ms < b->due_ms ||
-	    (a->due_ms == b->due_ms && a->id < b->id);
-}
-
-static int
-heap_push(struct mailer *m, uint64_t due_ms, uint64_t id)
-{
-	size_t i;
-
-	if (m->n_heap == m->cap_heap) {
-		size_t cap = m->cap_heap ? m->cap_heap * 2 : 64;
-		struct mjob *h = reallocarray(m->heap, cap, sizeof(*h));
-
-		if (!h)
-			return -ENOMEM;
-		m->heap = h;
-		m->cap_heap = cap;
-	}
-	i = m->n_heap++;
-	m->heap[i] = (struct mjob){ due_ms, id };
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		struct mjob t;
-
-		if (!mjob_less(&m->heap[i], &m->heap[p]))
-			break;
-		t = m->heap[p];
-		m->heap[p] = m->heap[i];
-		m->heap[i] = t;
-		i = p;
-	}
-	return 0;
-}
-
-static struct mjob
-heap_pop(struct mailer *m)
-{
-	struct mjob top = m->heap[0];
-	size_t i = 0;
-
-	m->heap[0] = m->heap[--m->n_heap];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, min = i;
-		struct mjob t;
-
-		if (l < m->n_heap && mjob_less(&m->heap[l], &m->heap[min]))
-			min = l;
-		if (r < m->n_heap && mjob_less(&m->heap[r], &m->heap[min]))
-			min = r;
-		if (min == i)
-			break;
-		t = m->heap[min];
-		m->heap[min] = m->heap[i];
-		m->heap[i] = t;
-		i = min;
-	}
-	return top;
-}
 
 static void
 mailer_arm(struct mailer *m, uint64_t due_ms)
@@ -209,7 +142,7 @@ kick_synced(void *arg, int err)
 {
 	struct kick *k = arg;
 
-	if (err == 0 && heap_push(k->m, 0, k->id) == 0)
+	if (err == 0 && dueheap_push(&k->m->heap, 0, k->id) == 0)
 		mailer_arm(k->m, 0);
 	free(k);
 }
@@ -567,7 +500,7 @@ mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 			}
 			if (r == 0) {
 				m->stats.deferred++;
-				heap_push(m, next, f->id);
+				dueheap_push(&m->heap, next, f->id);
 				log_warn("%016" PRIx64 " confirmation deferred "
 				    "(attempt %" PRIu32 ", next in %" PRIu64
 				    " s): %s", f->id, f->attempts,
@@ -673,10 +606,10 @@ mailer_fill(struct mailer *m)
 		return;
 	if (store_txn_begin(m->d->store, STORE_RDONLY, &txn) < 0)
 		return;
-	while (m->n_heap > 0 && m->heap[0].due_ms <= now &&
+	while (m->heap.n > 0 && dueheap_top(&m->heap)->due_ms <= now &&
 	    m->n_inflight < m->cfg->mail_batch_size &&
 	    n_fails < ELEMENTSOF(fails)) {
-		struct mjob j = heap_pop(m);
+		struct due j = dueheap_pop(&m->heap);
 		Twinroute__Store__MailJob *job;
 		Twinroute__Store__MemberRecord *mem = NULL;
 		Order *o = NULL;
@@ -698,7 +631,8 @@ mailer_fill(struct mailer *m)
 			/* Deferred: this entry is stale, the job's own is
 			 * in the heap too (or goes there now). */
 			if (job->next_attempt_unix_ms != j.due_ms)
-				heap_push(m, job->next_attempt_unix_ms, j.id);
+				dueheap_push(&m->heap, job->next_attempt_unix_ms,
+				    j.id);
 			twinroute__store__mail_job__free_unpacked(job, NULL);
 			continue;
 		}
@@ -731,7 +665,7 @@ mailer_fill(struct mailer *m)
 		return;
 	if (smtp_sender_submit(m->smtp, m->msgs, m->n_inflight) < 0) {
 		for (size_t i = 0; i < m->n_inflight; i++) {
-			heap_push(m, now + 1000, m->inf[i].id);
+			dueheap_push(&m->heap, now + 1000, m->inf[i].id);
 			free(m->inf[i].data);
 		}
 		m->n_inflight = 0;
@@ -750,9 +684,9 @@ mailer_run(evutil_socket_t fd, short what, void *arg)
 		return;
 	next = mailer_expire(m);
 	mailer_fill(m);
-	if (m->n_inflight == 0 && m->n_heap > 0 &&
-	    (next == 0 || m->heap[0].due_ms < next))
-		next = m->heap[0].due_ms;
+	if (m->n_inflight == 0 && m->heap.n > 0 &&
+	    (next == 0 || dueheap_top(&m->heap)->due_ms < next))
+		next = dueheap_top(&m->heap)->due_ms;
 	if (next != 0)
 		mailer_arm(m, next);
 }
@@ -772,7 +706,7 @@ scan_job_cb(const void *key, size_t key_len, const void *val, size_t val_len,
 	job = twinroute__store__mail_job__unpack(NULL, val_len, val);
 	if (!job)
 		return 0;
-	r = heap_push(m, job->next_attempt_unix_ms, be64_get(key));
+	r = dueheap_push(&m->heap, job->next_attempt_unix_ms, be64_get(key));
 	twinroute__store__mail_job__free_unpacked(job, NULL);
 	return r;
 }
@@ -875,8 +809,8 @@ mailer_open(struct daemon *d, struct mailer **ret)
 		mailer_free(m);
 		return r;
 	}
-	if (m->n_heap > 0)
-		log_info("mail: %zu confirmations queued from before", m->n_heap);
+	if (m->heap.n > 0)
+		log_info("mail: %zu confirmations queued from before", m->heap.n);
 	mailer_arm(m, 0);
 	*ret = m;
 	return 0;
@@ -895,7 +829,7 @@ mailer_free(struct mailer *m)
 		    m->cfg->mail_batch_size * sizeof(*m->inf));
 	free(m->inf);
 	free(m->msgs);
-	free(m->heap);
+	dueheap_free(&m->heap);
 	if (m->timer)
 		event_free(m->timer);
 	mail_template_free(m->tmpl);

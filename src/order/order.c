@@ -14,6 +14,7 @@
 #include "order/order.h"
 
 #define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
+#define F(x) TWINROUTE__FAX_STATE__FAX_##x
 #define BIT(x) (1u << (x))
 
 /* META key of the order id counter: 8 bytes big-endian, the next id. */
@@ -231,7 +232,8 @@ order_set_str(char **field, const char *val)
 /* ---- the transition ---------------------------------------------------- */
 
 static int
-order_history_add(Order *o, order_state to, const char *cause, uint64_t now_ms)
+order_history_add(Order *o, order_state to, fax_state fax, const char *cause,
+    uint64_t now_ms)
 {
 	Twinroute__OrderTransition *t, **h;
 
@@ -240,6 +242,7 @@ order_history_add(Order *o, order_state to, const char *cause, uint64_t now_ms)
 		return -ENOMEM;
 	twinroute__order_transition__init(t);
 	t->state = to;
+	t->fax = fax;
 	t->unix_ms = now_ms;
 	t->cause = strndup(cause ? cause : "", ORDER_CAUSE_MAX);
 	h = realloc(o->history, (o->n_history + 1) * sizeof(*h));
@@ -375,6 +378,11 @@ order_outbox(struct store_txn *txn, const Order *o, order_state from,
 			    now_ms);
 		return r;
 	}
+	if ((to == S(CANCELLED) || to == S(REJECTED)) &&
+	    o->fax_state == F(CANCELLED)) {
+		r = store_del(txn, STORE_DB_OUTBOX_FAX, key, sizeof(key));
+		return r == -ENOENT ? 0 : r;
+	}
 	if (to != S(AUTHORIZED))
 		return 0;
 	job.order_id = o->id;
@@ -396,9 +404,16 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
 
 	if (!order_transition_allowed(from, to))
 		return -ORDER_EFORBIDDEN;
-	r = order_history_add(o, to, cause, now_ms);
+	r = order_history_add(o, to, o->fax_state, cause, now_ms);
 	if (r < 0)
 		return r;
+	/* The card route starts with the confirmation, and stops with the
+	 * order if no call has begun yet. */
+	if (to == S(CONFIRMED))
+		o->fax_state = F(QUEUED);
+	else if ((to == S(CANCELLED) || to == S(REJECTED)) &&
+	    o->fax_state == F(QUEUED))
+		o->fax_state = F(CANCELLED);
 	o->state = to;
 	o->updated_unix_ms = now_ms;
 	if (from == S(STATE_UNSPECIFIED))
@@ -410,6 +425,122 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
 		return r;
 	log_info("%016" PRIx64 " order state %s -> %s cause=%s", o->id,
 	    order_strstate(from), order_strstate(to), cause ? cause : "");
+	return 0;
+}
+
+/* ---- the card route ---------------------------------------------------- */
+
+/*
+ * The fax track's table. QUEUED is entered by the order's confirmation
+ * (order_enter_state), by a retry and by the admin's retry of a FAILED
+ * job; SENT, FAILED and CANCELLED end the job.
+ */
+static const uint32_t order_fax_next[] = {
+	[F(NONE)] = BIT(F(QUEUED)),
+	[F(QUEUED)] = BIT(F(DIALING)) | BIT(F(FAILED)) | BIT(F(CANCELLED)),
+	[F(DIALING)] = BIT(F(SENDING)) | BIT(F(QUEUED)) | BIT(F(FAILED)),
+	[F(SENDING)] = BIT(F(SENT)) | BIT(F(QUEUED)) | BIT(F(FAILED)),
+	[F(SENT)] = 0,
+	[F(FAILED)] = BIT(F(QUEUED)),
+	[F(CANCELLED)] = 0,
+};
+
+const char *
+order_strfax(fax_state s)
+{
+#define CASE(x) case TWINROUTE__FAX_STATE__FAX_##x: return "FAX_" #x
+	switch (s) {
+	CASE(NONE);
+	CASE(QUEUED);
+	CASE(DIALING);
+	CASE(SENDING);
+	CASE(SENT);
+	CASE(FAILED);
+	CASE(CANCELLED);
+	case _TWINROUTE__FAX_STATE_IS_INT_SIZE:
+		break;
+	}
+#undef CASE
+	return "FAX_UNKNOWN";
+}
+
+bool
+order_fax_allowed(fax_state from, fax_state to)
+{
+	if ((unsigned)from >= ELEMENTSOF(order_fax_next) ||
+	    (unsigned)to >= ELEMENTSOF(order_fax_next))
+		return false;
+	return (order_fax_next[from] & BIT(to)) != 0;
+}
+
+int
+order_fax_job_get(struct store_txn *txn, uint64_t id,
+    Twinroute__Store__DispatchJob **ret_job)
+{
+	Twinroute__Store__DispatchJob *job;
+	const void *val;
+	uint8_t key[8];
+	size_t len;
+	int r;
+
+	be64_put(key, id);
+	r = store_get(txn, STORE_DB_OUTBOX_FAX, key, sizeof(key), &val, &len);
+	if (r < 0)
+		return r;
+	job = twinroute__store__dispatch_job__unpack(NULL, len, val);
+	if (job == NULL)
+		return -TR_EBADMSG;
+	*ret_job = job;
+	return 0;
+}
+
+int
+order_fax_job_put(struct store_txn *txn,
+    const Twinroute__Store__DispatchJob *job)
+{
+	uint8_t key[8], buf[512];
+	size_t len;
+
+	len = twinroute__store__dispatch_job__get_packed_size(job);
+	if (len > sizeof(buf))
+		return -EINVAL;
+	twinroute__store__dispatch_job__pack(job, buf);
+	be64_put(key, job->order_id);
+	return store_put(txn, STORE_DB_OUTBOX_FAX, key, sizeof(key), buf, len);
+}
+
+int
+order_fax_enter(struct store_txn *txn, Order *o, fax_state to,
+    const char *cause, uint64_t now_ms)
+{
+	fax_state from = o->fax_state;
+	uint8_t key[8];
+	int r;
+
+	if (!order_fax_allowed(from, to))
+		return -ORDER_EFORBIDDEN;
+	r = order_history_add(o, o->state, to, cause, now_ms);
+	if (r < 0)
+		return r;
+	o->fax_state = to;
+	o->updated_unix_ms = now_ms;
+	r = order_put(txn, o);
+	if (r < 0)
+		return r;
+	be64_put(key, o->id);
+	if (to == F(SENT) || to == F(FAILED) || to == F(CANCELLED)) {
+		r = store_del(txn, STORE_DB_OUTBOX_FAX, key, sizeof(key));
+		if (r < 0 && r != -ENOENT)
+			return r;
+	} else if (to == F(QUEUED) && (from == F(FAILED) ||
+	    from == F(NONE))) {
+		/* A new job: the policy's counters start again. */
+		r = order_dispatch_job(txn, STORE_DB_OUTBOX_FAX, o, now_ms);
+		if (r < 0)
+			return r;
+	}
+	log_info("%016" PRIx64 " order fax %s -> %s cause=%s", o->id,
+	    order_strfax(from), order_strfax(to), cause ? cause : "");
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 typedef Twinroute__Order Order;
 typedef Twinroute__OrderState order_state;
+typedef Twinroute__FaxState fax_state;
 
 #define ORDER_NOTE_MAX 500          /* bytes, UTF-8 */
 #define ORDER_IDEM_KEY_MAX 64       /* printable ASCII */
@@ -60,6 +61,26 @@ int order_enter_state(struct store_txn *txn, Order *o, order_state to,
 #define ORDER_DISPATCH_KEY_MAX (64 + 1 + 8)
 size_t order_dispatch_key(const char *provider_id, uint64_t id,
     uint8_t out[ORDER_DISPATCH_KEY_MAX]);
+
+/*
+ * The card route, a second track beside the main state (DESIGN.md: "fax:
+ * FAX_SENT | FAX_FAILED"). Entering CONFIRMED sets FAX_QUEUED with its job
+ * in outbox_fax (order_enter_state); entering CANCELLED or REJECTED while
+ * the job is only queued cancels it (FAX_CANCELLED, job removed). The
+ * dispatcher moves it on with order_fax_enter: the table is checked
+ * (-ORDER_EFORBIDDEN), the history gets {state, fax: to, cause}, the order
+ * is written; entering SENT, FAILED or CANCELLED removes the job, entering
+ * QUEUED from FAILED (the admin's retry) makes a new one.
+ */
+const char *order_strfax(fax_state s);	/* "FAX_QUEUED", ... */
+bool order_fax_allowed(fax_state from, fax_state to);
+int order_fax_enter(struct store_txn *txn, Order *o, fax_state to,
+    const char *cause, uint64_t now_ms);
+/* The order's job in outbox_fax (key: the order id). -ENOENT. */
+int order_fax_job_get(struct store_txn *txn, uint64_t id,
+    Twinroute__Store__DispatchJob **ret_job);
+int order_fax_job_put(struct store_txn *txn,
+    const Twinroute__Store__DispatchJob *job);
 
 /* Remove an order's Confirmation with its token and expiry entry.
  * -ENOENT when it has none. */

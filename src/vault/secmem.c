@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -224,6 +225,77 @@ secmem_free(void *p)
 	}
 	memcpy(&size, b, sizeof(size));
 	OPENSSL_secure_clear_free(b, size + SECMEM_HDR);
+}
+
+/*
+ * secmem_pages_*: one anonymous mapping per block. The mapping opens with
+ * a header of SECMEM_PAGES_HDR bytes (a multiple of 64, so the block after
+ * it is aligned for any type and for cache lines) recording the size of
+ * the mapping and whether it is locked.
+ */
+#define SECMEM_PAGES_HDR 64u
+
+struct secmem_pages_hdr {
+	size_t map_len;
+	bool locked; /* mlocked and excluded from core dumps */
+};
+
+void *
+secmem_pages_alloc(size_t size)
+{
+	struct secmem_pages_hdr h;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len;
+	void *m;
+
+	_Static_assert(sizeof(h) <= SECMEM_PAGES_HDR, "header too large");
+	if (page <= 0)
+		page = 4096;
+	if (size > SIZE_MAX - SECMEM_PAGES_HDR - (size_t)page)
+		return NULL;
+	len = (size + SECMEM_PAGES_HDR + (size_t)page - 1) &
+	    ~((size_t)page - 1);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	h.map_len = len;
+	h.locked = mlock(m, len) == 0;
+#ifdef MADV_DONTDUMP
+	if (madvise(m, len, MADV_DONTDUMP) < 0)
+		h.locked = false;
+#else
+	h.locked = false;
+#endif
+	/* Fresh anonymous pages are zero: only the header is written. */
+	memcpy(m, &h, sizeof(h));
+	return (uint8_t *)m + SECMEM_PAGES_HDR;
+}
+
+void
+secmem_pages_free(void *p)
+{
+	struct secmem_pages_hdr h;
+	uint8_t *m;
+
+	if (!p)
+		return;
+	m = (uint8_t *)p - SECMEM_PAGES_HDR;
+	memcpy(&h, m, sizeof(h));
+	OPENSSL_cleanse(m, h.map_len);
+	(void)munlock(m, h.map_len); /* harmless where mlock failed */
+	(void)munmap(m, h.map_len);
+}
+
+bool
+secmem_pages_locked(const void *p)
+{
+	struct secmem_pages_hdr h;
+
+	if (!p)
+		return false;
+	memcpy(&h, (const uint8_t *)p - SECMEM_PAGES_HDR, sizeof(h));
+	return h.locked;
 }
 
 static void *

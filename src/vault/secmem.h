@@ -37,6 +37,16 @@ void *secmem_zalloc(size_t size);
 /* Wipe and release; NULL-safe. */
 void secmem_free(void *p);
 
+/*
+ * Page-sized locked blocks for buffers too large for the secure heap (a
+ * fax page's bitmap is 494 KB): their own anonymous mapping, mlocked (best
+ * effort: secmem_pages_locked() says), MADV_DONTDUMP, wiped and unmapped
+ * by secmem_pages_free. Zeroed block, or NULL.
+ */
+void *secmem_pages_alloc(size_t size);
+void secmem_pages_free(void *p);	/* NULL-safe */
+bool secmem_pages_locked(const void *p);
+
 /* For protobuf-c unpacking of plaintext: every block from secmem. */
 extern ProtobufCAllocator secmem_protobuf_allocator;
 

@@ -57,6 +57,7 @@
 #include "vault.pb-c.h"
 #include "vault/card.h"
 #include "vault/envelope.h"
+#include "vault/faxdoc.h"
 #include "vault/secmem.h"
 #include "vault/vault.h"
 #include "vault/vault_int.h"
@@ -75,6 +76,7 @@
 #define VAULT_SPEND_KEY_MAX (VAULT_MEMBER_MAX + 1 + 3)
 #define VAULT_AAD_DEK "twinroute dek"
 #define VAULT_AAD_ENROL "twinroute enrol"
+#define VAULT_FAX_BROKER_DEFAULT "twinroute"
 
 struct vault_slot {
 	struct vault_slot *next;
@@ -145,6 +147,10 @@ struct vault {
 	int64_t order_limit, daily_limit;
 	time_t (*now)(void);
 	bool lazy_auth_sync;
+	char *fax_font; /* NULL: the page's default font */
+	unsigned fax_font_px;
+	char *fax_broker;
+	char *fax_ident;
 	struct event_base *base;
 	int efd;
 	struct event *ev;
@@ -272,6 +278,8 @@ vault_strop(enum vault_op op)
 		return "authenticate";
 	case VAULT_OP_AUDIT:
 		return "admin";
+	case VAULT_OP_FAX_PAGE:
+		return "fax_page";
 	case VAULT_OP__COUNT:
 		break;
 	}
@@ -283,7 +291,7 @@ vault_op_has_member(enum vault_op op)
 {
 	return op == VAULT_OP_CARD_SET || op == VAULT_OP_CARD_SHOW ||
 	       op == VAULT_OP_CARD_REMOVE || op == VAULT_OP_AUTHENTICATE ||
-	       op == VAULT_OP_AUDIT;
+	       op == VAULT_OP_AUDIT || op == VAULT_OP_FAX_PAGE;
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -319,6 +327,49 @@ vault_member_ok(const char *member, size_t *ret_len)
 			return false;
 	}
 	*ret_len = len;
+	return true;
+}
+
+/*
+ * A string field of a request: NUL-terminated within its SIZE bytes,
+ * non-empty unless may_be_empty, UTF-8 without control characters.
+ */
+static bool
+vault_text_ok(const char *s, size_t size, bool may_be_empty)
+{
+	size_t len = strnlen(s, size), i, k;
+
+	if (len == size || (len == 0 && !may_be_empty))
+		return false;
+	for (i = 0; i < len; i += k) {
+		const unsigned char *b = (const unsigned char *)s + i;
+		uint32_t cp, min;
+
+		if (b[0] < 0x80) {
+			if (b[0] < 0x20 || b[0] == 0x7f)
+				return false;
+			k = 1;
+			continue;
+		}
+		if ((b[0] & 0xe0) == 0xc0)
+			k = 2, cp = b[0] & 0x1fu, min = 0x80;
+		else if ((b[0] & 0xf0) == 0xe0)
+			k = 3, cp = b[0] & 0x0fu, min = 0x800;
+		else if ((b[0] & 0xf8) == 0xf0)
+			k = 4, cp = b[0] & 0x07u, min = 0x10000;
+		else
+			return false;
+		if (k > len - i)
+			return false;
+		for (size_t j = 1; j < k; j++) {
+			if ((b[j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (b[j] & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+			return false;
+	}
 	return true;
 }
 
@@ -1014,11 +1065,12 @@ vault_audit_slot(
  * the caller must then leave no effect.
  */
 static int
-vault_audit_now(struct vault *v, struct vault_slot *s, bool error, bool sync)
+vault_audit_now_x(struct vault *v, struct vault_slot *s, bool error,
+    bool sync, const char *extra)
 {
 	int r;
 
-	vault_audit_slot(v, s, error, NULL);
+	vault_audit_slot(v, s, error, extra);
 	r = vault_audit_flush(&v->audit, sync);
 	if (r < 0) {
 		/* Whatever the reply held is not to go out now. */
@@ -1035,6 +1087,12 @@ vault_audit_now(struct vault *v, struct vault_slot *s, bool error, bool sync)
 		    strerror(-r));
 	}
 	return r;
+}
+
+static int
+vault_audit_now(struct vault *v, struct vault_slot *s, bool error, bool sync)
+{
+	return vault_audit_now_x(v, s, error, sync, NULL);
 }
 
 /* After an effect failed to commit: say so in the log too (best effort). */
@@ -1771,6 +1829,187 @@ out:
 	vault_txn_abort(&t);
 }
 
+/* ---- the card fax page --------------------------------------------------- */
+
+/* Latest page date accepted: 9999-12-31T23:59:59Z. */
+#define VAULT_FAX_TIME_MAX INT64_C(253402300799)
+
+/* The first bad field of a FAX_PAGE request, or NULL. */
+static const char *
+vault_fax_bad_field(const struct vault_request *q)
+{
+	if (!vault_text_ok(q->fax.provider_id, sizeof(q->fax.provider_id),
+		false))
+		return "provider id";
+	if (!vault_text_ok(q->fax.provider_name, sizeof(q->fax.provider_name),
+		true))
+		return "provider name";
+	if (!vault_text_ok(q->fax.fax_ref, sizeof(q->fax.fax_ref), false))
+		return "fax reference";
+	if (!vault_text_ok(q->fax.service_name, sizeof(q->fax.service_name),
+		true))
+		return "service name";
+	if (!vault_text_ok(q->fax.amount, sizeof(q->fax.amount), false))
+		return "amount";
+	if (q->fax.time_unix < 0 || q->fax.time_unix > VAULT_FAX_TIME_MAX)
+		return "page time";
+	return NULL;
+}
+
+/* Why fax_doc_compose failed, for the operator: never card data. */
+static void
+vault_fax_error(const struct vault *v, struct vault_reply *y, int err)
+{
+	const char *font = v->fax_font ? v->fax_font : FAX_PAGE_FONT_DEFAULT;
+
+	switch (err) {
+	case -ENOENT:
+	case -EACCES:
+		vault_set(y, VAULT_ERROR, "fax page: font %s: %s", font,
+		    strerror(-err));
+		break;
+	case -EINVAL:
+		vault_set(y, VAULT_ERROR,
+		    "fax page: font %s: not a scalable monospace font FreeType can read, or a size that does not fit the page",
+		    font);
+		break;
+	case -E2BIG:
+		vault_set(y, VAULT_ERROR,
+		    "fax page: the text does not fit the page at this font size");
+		break;
+	case -EILSEQ:
+		vault_set(y, VAULT_ERROR,
+		    "fax page: a field of the page is not printable text");
+		break;
+	case -ENOMEM:
+		vault_set(y, VAULT_ERROR, "fax page: out of locked memory");
+		break;
+	default:
+		vault_set(y, VAULT_ERROR, "fax page: %s", strerror(-err));
+		break;
+	}
+}
+
+/*
+ * Compose the page from the order's fields and member's card. The card
+ * may have expired since the order was authenticated: the page is made
+ * anyway. The doc goes out only if the audit line was written.
+ */
+static void
+vault_op_fax_page(struct vault *v, struct vault_slot *s)
+{
+	const struct vault_request *q = &s->req;
+	struct vault_reply *y = &s->reply;
+	const struct fax_page_opts po = {
+	    .font_path = v->fax_font,
+	    .font_px = v->fax_font_px,
+	};
+	Twinroute__Vault__CardInput *ci;
+	struct fax_card_fields cf;
+	struct fax_doc *doc = NULL;
+	struct vault_brief b;
+	struct vault_txn t;
+	enum vault_code code;
+	const char *bad;
+	char extra[48];
+	MDB_val val;
+	size_t mlen = 0, plen = 0, nlen;
+	int r;
+
+	snprintf(extra, sizeof(extra), "order=%llu",
+	    (unsigned long long)q->fax.order_id);
+	memset(&b, 0, sizeof(b));
+	memset(&cf, 0, sizeof(cf));
+	if (!vault_member_ok(q->member, &mlen)) {
+		vault_set(y, VAULT_BAD_REQUEST, "bad member number");
+		goto plain;
+	}
+	if ((bad = vault_fax_bad_field(q))) {
+		vault_set(y, VAULT_BAD_REQUEST, "bad %s", bad);
+		goto plain;
+	}
+	if (!v->initialized) {
+		vault_set(
+		    y, VAULT_NOT_INITIALIZED, "the vault is not initialized");
+		goto plain;
+	}
+	if (v->sealed) {
+		vault_set(y, VAULT_SEALED, "the vault is sealed");
+		goto plain;
+	}
+	r = vault_txn_begin(&v->db, true, &t);
+	if (r < 0) {
+		vault_set(y, VAULT_ERROR, "store: %s", strerror(-r));
+		goto plain;
+	}
+	r = vault_get(&t, VDB_CARDS, q->member, mlen, &val);
+	if (r < 0) {
+		vault_txn_abort(&t);
+		if (r == -ENOENT)
+			vault_set(y, VAULT_NO_CARD, "no card on file");
+		else
+			vault_set(y, VAULT_ERROR, "store: %s", strerror(-r));
+		goto plain;
+	}
+	code = vault_record_open(v, q->member, mlen, &val, &plen, y);
+	vault_txn_abort(&t);
+	if (code != VAULT_OK)
+		goto wipe;
+	ci = twinroute__vault__card_input__unpack(
+	    &v->secret.pb, plen, v->record);
+	nlen = ci && ci->number ? strlen(ci->number) : 0;
+	if (!ci || nlen < 4 || nlen > CARD_NUMBER_MAX || !ci->holder) {
+		vault_set(
+		    y, VAULT_TAMPERED, "the sealed card record holds no card");
+		goto wipe;
+	}
+	snprintf(b.brand, sizeof(b.brand), "%s", card_brand(ci->number));
+	memcpy(b.last4, ci->number + nlen - 4, 4);
+	b.exp_month = ci->exp_month;
+	b.exp_year = ci->exp_year;
+
+	cf.broker_name = v->fax_broker;
+	cf.broker_ident = v->fax_ident;
+	cf.time_unix = q->fax.time_unix;
+	cf.provider_id = q->fax.provider_id;
+	cf.provider_name = q->fax.provider_name;
+	cf.order_id = q->fax.order_id;
+	cf.fax_ref = q->fax.fax_ref;
+	cf.service_name = q->fax.service_name;
+	cf.quantity = q->fax.quantity;
+	cf.amount = q->fax.amount;
+	cf.holder = ci->holder;
+	cf.number = ci->number;
+	cf.exp_month = ci->exp_month;
+	cf.exp_year = ci->exp_year;
+	r = fax_doc_compose(&po, &cf, &doc);
+	if (r < 0)
+		vault_fax_error(v, y, r);
+	else
+		vault_set(y, VAULT_OK,
+		    "fax page for %s ending %s: T.4 %zu bytes 1D, %zu bytes 2D",
+		    b.brand, b.last4, doc->len_1d, doc->len_2d);
+wipe:
+	OPENSSL_cleanse(&cf, sizeof(cf));
+	OPENSSL_cleanse(v->record, plen);
+	vault_arena_reset(&v->secret);
+	vault_arena_reset(&v->plain);
+	if (y->code != VAULT_OK) {
+		(void)vault_audit_now_x(v, s, true, false, extra);
+		return;
+	}
+	vault_reply_brief(y, &b);
+	/* The card number leaves the vault: its line is on disk first. */
+	if (vault_audit_now_x(v, s, false, true, extra) < 0) {
+		fax_doc_free(doc);
+		return;
+	}
+	y->fax_doc = doc;
+	return;
+plain:
+	(void)vault_audit_now_x(v, s, false, false, extra);
+}
+
 /* ---- authentication ------------------------------------------------------ */
 
 static bool
@@ -2072,6 +2311,9 @@ vault_run_one(struct vault *v, struct vault_slot *s)
 	case VAULT_OP_CARD_REMOVE:
 		vault_op_card_remove(v, s);
 		break;
+	case VAULT_OP_FAX_PAGE:
+		vault_op_fax_page(v, s);
+		break;
 	case VAULT_OP_AUDIT:
 		/* An admin action done by the loop: the same trail, synced. */
 		s->req.audit.detail[sizeof(s->req.audit.detail) - 1] = '\0';
@@ -2242,6 +2484,9 @@ vault_slot_get(struct vault *v)
 static void
 vault_slot_put(struct vault *v, struct vault_slot *s)
 {
+	/* A page the callback did not take. */
+	fax_doc_free(s->reply.fax_doc);
+	s->reply.fax_doc = NULL;
 	if (s->reply.n_shares) {
 		OPENSSL_cleanse(
 		    s->reply.share_text, sizeof(s->reply.share_text));
@@ -2397,6 +2642,9 @@ vault_free(struct vault *v)
 	free(v->path);
 	free(v->key_file);
 	free(v->audit_path);
+	free(v->fax_font);
+	free(v->fax_broker);
+	free(v->fax_ident);
 	free(v);
 }
 
@@ -2503,6 +2751,15 @@ vault_open(const struct vault_opts *opts, struct event_base *base,
 	if (!opts || !opts->path || !opts->path[0] || !opts->audit_log ||
 	    !opts->audit_log[0] || !base || !ret_vault)
 		return -EINVAL;
+	if (opts->fax_font_px != 0 &&
+	    (opts->fax_font_px < FAX_PAGE_FONT_PX_MIN ||
+		opts->fax_font_px > FAX_PAGE_FONT_PX_MAX))
+		return -EINVAL;
+	if ((opts->fax_broker && !vault_text_ok(opts->fax_broker,
+		strlen(opts->fax_broker) + 1, true)) ||
+	    (opts->fax_ident && !vault_text_ok(opts->fax_ident,
+		strlen(opts->fax_ident) + 1, true)))
+		return -EINVAL;
 	r = secmem_init();
 	if (r < 0)
 		return r;
@@ -2526,8 +2783,17 @@ vault_open(const struct vault_opts *opts, struct event_base *base,
 	v->audit_path = strdup(opts->audit_log);
 	if (opts->key_file && opts->key_file[0])
 		v->key_file = strdup(opts->key_file);
+	/* The caller's strings need not outlive this call. */
+	v->fax_font_px = opts->fax_font_px;
+	if (opts->fax_font && opts->fax_font[0])
+		v->fax_font = strdup(opts->fax_font);
+	v->fax_broker = strdup(
+	    opts->fax_broker ? opts->fax_broker : VAULT_FAX_BROKER_DEFAULT);
+	v->fax_ident = strdup(opts->fax_ident ? opts->fax_ident : "");
 	if (!v->path || !v->audit_path ||
-	    (opts->key_file && opts->key_file[0] && !v->key_file)) {
+	    (opts->key_file && opts->key_file[0] && !v->key_file) ||
+	    (opts->fax_font && opts->fax_font[0] && !v->fax_font) ||
+	    !v->fax_broker || !v->fax_ident) {
 		r = -ENOMEM;
 		goto fail;
 	}

@@ -11,8 +11,8 @@
  * No type in this header holds a card number. Card data enters the vault
  * only as an enrolment envelope (src/vault/envelope.h): ciphertext sealed
  * by the client to the vault's enrolment public key. Card data leaves it
- * only as brand, last four digits and expiry -- and, in a later release,
- * as the encoded fax page.
+ * only as brand, last four digits and expiry -- and as the encoded fax
+ * page (VAULT_OP_FAX_PAGE), in locked memory.
  */
 
 #include <stdbool.h>
@@ -21,6 +21,8 @@
 #include <time.h>
 
 #include <event2/event.h>
+
+struct fax_doc;
 
 #define VAULT_MEMBER_MAX 32        /* member number, bytes */
 #define VAULT_ACTOR_MAX 64         /* who asked, for the audit line */
@@ -51,6 +53,12 @@ struct vault_opts {
 	 * log alike. Saves a disk flush per batch on the authentication path.
 	 */
 	bool lazy_auth_sync;
+
+	/* The card fax page (VAULT_OP_FAX_PAGE). */
+	const char *fax_font;      /* NULL: FAX_PAGE_FONT_DEFAULT */
+	unsigned fax_font_px;      /* cap height; 0: the default */
+	const char *fax_broker;    /* the broker's name on the page; NULL: "twinroute" */
+	const char *fax_ident;     /* our fax ident on the page; NULL: "" */
 };
 
 enum vault_op {
@@ -64,6 +72,7 @@ enum vault_op {
 	VAULT_OP_CARD_REMOVE,      /* member */
 	VAULT_OP_AUTHENTICATE,     /* member + auth */
 	VAULT_OP_AUDIT,            /* an admin action's line for the audit log */
+	VAULT_OP_FAX_PAGE,         /* member + fax: compose the card fax page */
 	VAULT_OP__COUNT,
 };
 
@@ -115,6 +124,17 @@ struct vault_request {
 			char currency[4];
 			uint64_t order_id;
 		} auth;
+		struct {
+			/* The order's fields for the page (never card data). */
+			uint64_t order_id;
+			char provider_id[65];
+			char provider_name[129];
+			char fax_ref[24];
+			char service_name[129];
+			uint32_t quantity;
+			char amount[48];          /* "12.50 EUR" */
+			int64_t time_unix;        /* shown on the page */
+		} fax;
 	};
 };
 
@@ -144,6 +164,14 @@ struct vault_reply {
 
 	/* ROTATE */
 	uint32_t resealed;                /* records moved to the new key */
+
+	/*
+	 * FAX_PAGE with VAULT_OK: the encoded page (src/vault/faxdoc.h), in
+	 * locked memory. The callback takes it by setting this to NULL and
+	 * frees it with fax_doc_free() when the call is over; otherwise it is
+	 * freed, wiped, after the callback.
+	 */
+	struct fax_doc *fax_doc;
 };
 
 typedef void (*vault_reply_fn)(void *arg, struct vault_reply *reply);

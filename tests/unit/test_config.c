@@ -259,6 +259,11 @@ test_shipped_conf_documents_defaults(void **state)
 		"require_authentication", "authserv_id",
 		"listen", "tls_cert", "tls_key", "heartbeat", "window",
 		"max_connections", "max_frame",
+		"modems", "speed", "flow", "init", "dial_prefix",
+		"international_prefix", "ident", "max_bps", "broker_name",
+		"font", "font_px", "retry_busy", "retry_no_answer",
+		"retry_no_carrier", "retry_protocol", "retry_modem", "jitter",
+		"max_dials", "max_tries", "max_no_carrier", "kill_time",
 	};
 	struct config cfg, def;
 	struct config_err err;

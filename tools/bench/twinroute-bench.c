@@ -31,6 +31,7 @@
 #include "common/errcode.h"
 #include "common/frame.h"
 #include "common/macro.h"
+#include "bench/fax-bench.h"
 #include "provider.pb-c.h"
 
 #define BENCH_CONNS_MAX 10000u
@@ -660,6 +661,7 @@ usage(FILE *f)
 	    "           [-w SECONDS] [--size BYTES] [--seed N] [--json]\n"
 	    "       %s provider -H HOST:PORT --providers-file FILE [-d SECONDS]\n"
 	    "           [--ca FILE] [--json]\n"
+	    "       %s fax [--count N] [--font PATH] [--json]\n"
 	    "\n"
 	    "Closed-loop load: every connection sends one request, waits for the\n"
 	    "reply, records its latency and sends the next, for SECONDS after an\n"
@@ -745,8 +747,11 @@ usage(FILE *f)
 	    "Latencies come from a log-linear histogram (0.8 %% precision), from\n"
 	    "the write of a request to the read of its whole reply. In provider\n"
 	    "mode: 'provider ack conns=SESSIONS ... requests=ACKS_ANSWERED ...\n"
-	    "dispatches=N redeliveries=N unanswered=N elapsed=SECONDS'.\n",
-	    progname, progname, progname, progname, progname, CAT_PAGE_SIZE,
+	    "dispatches=N redeliveries=N unanswered=N elapsed=SECONDS'.\n"
+	    "The fax mode composes the card fax page as the vault does and\n"
+	    "reports its cost (see its --help).\n",
+	    progname, progname, progname, progname, progname, progname,
+	    CAT_PAGE_SIZE,
 	    CAT_SEARCH_LIMIT, REDIS_SET_SIZE_DEFAULT,
 	    (unsigned)(PROV_IDLE_NS / 1000000000u), PROV_SECONDS_DEFAULT, 1u,
 	    BENCH_CONNS_MAX, BENCH_CONNS_DEFAULT, BENCH_SECONDS_MAX,
@@ -949,6 +954,8 @@ parse_args(struct bench *b, int argc, char **argv)
 		usage(stdout);
 		exit(0);
 	}
+	if (strcmp(mode, "fax") == 0)
+		exit(fax_bench_main(argc - 1, argv + 1));
 	if (strcmp(mode, "catalog") == 0)
 		b->mode = MODE_CATALOG;
 	else if (strcmp(mode, "redis") == 0)
@@ -960,8 +967,8 @@ parse_args(struct bench *b, int argc, char **argv)
 	else if (strcmp(mode, "provider") == 0)
 		b->mode = MODE_PROVIDER;
 	else {
-		msg("unknown mode '%s': catalog, redis, order, redis-set or "
-		    "provider (see --help)", mode);
+		msg("unknown mode '%s': catalog, redis, order, redis-set, "
+		    "provider or fax (see --help)", mode);
 		exit(2);
 	}
 

@@ -30,6 +30,7 @@
 #include "common/output.h"
 #include "common/secret.h"
 #include "ctl/ctl.h"
+#include "fax/class1.h"
 #include "vault/card.h"
 #include "vault/envelope.h"
 
@@ -1776,6 +1777,149 @@ build_order_list(struct run *run)
 	return CLI_GO_ON;
 }
 
+/* "FAX_QUEUED", ...: a fax track's state as the daemon names it. */
+static const char *
+fax_state_name(Twinroute__FaxState st)
+{
+	const ProtobufCEnumValue *v;
+
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__fax_state__descriptor, (int)st);
+	return v ? v->name : "?";
+}
+
+/* Does the order have a card fax track to show? */
+static bool
+order_has_fax(const Twinroute__Order *o)
+{
+	return o->fax_state != TWINROUTE__FAX_STATE__FAX_NONE || o->fax;
+}
+
+/* The page coding of a fax report: T.4 1-D (MH) or 2-D (MR). */
+static const char *
+fax_coding(uint32_t compression)
+{
+	switch (compression) {
+	case 1:
+		return "1-D (MH)";
+	case 2:
+		return "2-D (MR)";
+	default:
+		return "?";
+	}
+}
+
+/* A call's length: "12.3s" under a minute, else out_duration(). */
+static const char *
+fax_call_time(uint64_t ms, char *buf, size_t size)
+{
+	if (ms < 60000) {
+		snprintf(buf, size, "%" PRIu64 ".%" PRIu64 "s", ms / 1000,
+		    ms % 1000 / 100);
+		return buf;
+	}
+	return out_duration(ms / 1000, buf, size);
+}
+
+static json_object *
+json_fax_report(const Twinroute__FaxReport *r)
+{
+	return OUT_JSON_OBJECT(
+	    { "result", out_json_string(r->result) },
+	    { "reason", out_json_string(r->reason) },
+	    { "remote_csi", out_json_string(r->remote_csi) },
+	    { "bps", json_object_new_int64(r->bps) },
+	    { "pages", json_object_new_int64(r->pages) },
+	    { "duration_ms", json_object_new_uint64(r->duration_ms) },
+	    { "modem", out_json_string(r->modem) },
+	    { "compression", json_object_new_int64(r->compression) },
+	    { "page_unix", json_object_new_int64(r->page_unix) },
+	    { "unix_ms", json_object_new_uint64(r->unix_ms) },
+	    { "dials", json_object_new_int64(r->dials) },
+	    { "tries", json_object_new_int64(r->tries) },
+	    { "fax_ref", out_json_string(r->fax_ref) });
+}
+
+/*
+ * An order as JSON: out_json_order() and its card fax: fax_state, fax
+ * (the last call's report, null if none) and, in each history entry that
+ * holds one, its fax state.
+ */
+static json_object *
+json_order(const Twinroute__Order *o)
+{
+	json_object *j = out_json_order(o), *h, *r = NULL;
+
+	if (!j)
+		return NULL;
+	if (o->fax && !(r = json_fax_report(o->fax)))
+		goto fail;
+	/* A NULL value is JSON null. */
+	if (json_object_object_add(j, "fax", r) < 0) {
+		json_object_put(r);
+		goto fail;
+	}
+	if (json_object_object_add(j, "fax_state",
+	    json_object_new_string(fax_state_name(o->fax_state))) < 0)
+		goto fail;
+	if (json_object_object_get_ex(j, "history", &h) &&
+	    json_object_is_type(h, json_type_array)) {
+		for (size_t i = 0; i < o->n_history &&
+		    i < json_object_array_length(h); i++) {
+			json_object *t = json_object_array_get_idx(h, i);
+
+			if (o->history[i]->fax ==
+			    TWINROUTE__FAX_STATE__FAX_NONE)
+				continue;
+			if (json_object_object_add(t, "fax",
+			    json_object_new_string(fax_state_name(
+			    o->history[i]->fax))) < 0)
+				goto fail;
+		}
+	}
+	return j;
+fail:
+	json_object_put(j);
+	return NULL;
+}
+
+/* The card fax lines of an order: its track, and its last call if any. */
+static void
+print_fax_lines(const Twinroute__Order *o, int kw)
+{
+	const Twinroute__FaxReport *r = o->fax;
+	char buf[OUT_BUF_SIZE];
+
+	out_kv(stdout, kw, "fax", "%s", fax_state_name(o->fax_state));
+	if (!r)
+		return;
+	if (r->fax_ref && *r->fax_ref)
+		out_kv(stdout, kw, "fax ref", "%s", r->fax_ref);
+	if (!r->result || !*r->result)
+		return; /* no call yet */
+	out_kv(stdout, kw, "fax result", "%s%s%s", r->result,
+	    *r->reason ? ": " : "", r->reason);
+	if (*r->remote_csi)
+		out_kv(stdout, kw, "remote CSI", "%s", r->remote_csi);
+	if (r->bps)
+		out_kv(stdout, kw, "fax rate", "%" PRIu32 " bps", r->bps);
+	out_kv(stdout, kw, "fax pages", "%" PRIu32 " confirmed", r->pages);
+	out_kv(stdout, kw, "call time", "%s",
+	    fax_call_time(r->duration_ms, buf, sizeof(buf)));
+	if (*r->modem)
+		out_kv(stdout, kw, "modem", "%s", r->modem);
+	if (r->compression)
+		out_kv(stdout, kw, "coding", "%s", fax_coding(r->compression));
+	if (r->page_unix > 0)
+		out_kv(stdout, kw, "page time", "%s",
+		    out_time((time_t)r->page_unix, buf, sizeof(buf)));
+	if (r->unix_ms)
+		out_kv(stdout, kw, "call ended", "%s",
+		    out_time_ms(r->unix_ms, buf, sizeof(buf)));
+	out_kv(stdout, kw, "dials / tries", "%" PRIu32 " / %" PRIu32,
+	    r->dials, r->tries);
+}
+
 /* The orders of the reply as a JSON array. */
 static int
 print_orders_json(Twinroute__Order *const *v, size_t n)
@@ -1783,7 +1927,7 @@ print_orders_json(Twinroute__Order *const *v, size_t n)
 	json_object *a = json_object_new_array();
 
 	for (size_t i = 0; a && i < n; i++) {
-		json_object *o = out_json_order(v[i]);
+		json_object *o = json_order(v[i]);
 
 		if (!o || json_object_array_add(a, o) < 0) {
 			json_object_put(o);
@@ -1836,19 +1980,49 @@ reply_order(const struct ctx *ctx, const struct run *run)
 	return NULL;
 }
 
+/* An order's history; with a FAX column when it has a card fax. */
+static int
+print_history(const Twinroute__Order *o)
+{
+	static const char *const hdr[] = { "TIME", "STATE", "FAX", "CAUSE" };
+	static const char *const hdr_nf[] = { "TIME", "STATE", "CAUSE" };
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	bool fax = order_has_fax(o);
+	char buf[OUT_BUF_SIZE];
+
+	if (fax)
+		t = out_table_new(ELEMENTSOF(hdr), hdr);
+	else
+		t = out_table_new(ELEMENTSOF(hdr_nf), hdr_nf);
+	if (!t)
+		return cli_fail("out of memory");
+	out_table_set_max(t, fax ? 3 : 2, 0);
+	for (size_t i = 0; i < o->n_history; i++) {
+		const Twinroute__OrderTransition *h = o->history[i];
+		const char *row[] = { out_time_ms(h->unix_ms, buf, sizeof(buf)),
+		    out_order_state(h->state), h->fax ==
+		    TWINROUTE__FAX_STATE__FAX_NONE ? "-" :
+		    fax_state_name(h->fax), h->cause };
+		const char *row_nf[] = { row[0], row[1], row[3] };
+
+		if (out_table_add(t, fax ? row : row_nf) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
 static int
 print_order_show(const struct ctx *ctx, const struct run *run)
 {
-	static const char *const hdr[] = { "TIME", "STATE", "CAUSE" };
 	const Twinroute__Order *o = reply_order(ctx, run);
-	_cleanup_(out_table_freep) struct out_table *t = NULL;
 	char buf[OUT_BUF_SIZE];
 	const int kw = 15;
 
 	if (!o)
 		return CLI_EXIT_UNREACHABLE;
 	if (ctx->json)
-		return cli_print_json(out_json_order(o));
+		return cli_print_json(json_order(o));
 	out_kv(stdout, kw, "id", "%" PRIu64, o->id);
 	out_kv(stdout, kw, "member", "%s", o->member);
 	out_kv(stdout, kw, "service", "%s (%s)", o->service_name,
@@ -1867,6 +2041,8 @@ print_order_show(const struct ctx *ctx, const struct run *run)
 		    o->card_last4);
 	if (o->decline_reason && *o->decline_reason)
 		out_kv(stdout, kw, "decline reason", "%s", o->decline_reason);
+	if (order_has_fax(o))
+		print_fax_lines(o, kw);
 	out_kv(stdout, kw, "created", "%s",
 	    out_time_ms(o->created_unix_ms, buf, sizeof(buf)));
 	out_kv(stdout, kw, "updated", "%s",
@@ -1874,20 +2050,7 @@ print_order_show(const struct ctx *ctx, const struct run *run)
 	if (o->n_history == 0)
 		return CLI_EXIT_OK;
 	printf("\n");
-	t = out_table_new(ELEMENTSOF(hdr), hdr);
-	if (!t)
-		return cli_fail("out of memory");
-	out_table_set_max(t, 2, 0);
-	for (size_t i = 0; i < o->n_history; i++) {
-		const Twinroute__OrderTransition *h = o->history[i];
-		const char *row[] = { out_time_ms(h->unix_ms, buf, sizeof(buf)),
-		    out_order_state(h->state), h->cause };
-
-		if (out_table_add(t, row) < 0)
-			return cli_fail("out of memory");
-	}
-	out_table_print(t, stdout);
-	return CLI_EXIT_OK;
+	return print_history(o);
 }
 
 static int
@@ -1898,7 +2061,7 @@ print_order_cancelled(const struct ctx *ctx, const struct run *run)
 	if (!ctx->json)
 		return print_done("order", run->pos[0], "cancelled");
 	o = reply_order(ctx, run);
-	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
+	return o ? cli_print_json(json_order(o)) : CLI_EXIT_UNREACHABLE;
 }
 
 static int
@@ -1910,7 +2073,7 @@ print_confirmation_resent(const struct ctx *ctx, const struct run *run)
 		return print_done("order", run->pos[0],
 		    "queued for a new confirmation");
 	o = reply_order(ctx, run);
-	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
+	return o ? cli_print_json(json_order(o)) : CLI_EXIT_UNREACHABLE;
 }
 
 static json_object *
@@ -2680,6 +2843,377 @@ print_ledger(const struct ctx *ctx, const struct run *run)
 	return CLI_EXIT_OK;
 }
 
+/* ---- the card route: fax ident, fax jobs, modems -------------------- */
+
+/*
+ * A CSI a fax can announce: 1 to CLASS1_IDENT_MAX printable ASCII
+ * characters, not only spaces (idents are compared ignoring spaces).
+ * CLI_GO_ON, else CLI_EXIT_USAGE after the message.
+ */
+static int
+check_fax_ident(const struct run *run, const char *csi)
+{
+	size_t n = strlen(csi);
+	bool seen = false;
+
+	if (n == 0)
+		return args_cmd_error(&run->a, "the CSI is empty (to unpin it, "
+		    "give --remove)");
+	if (n > CLASS1_IDENT_MAX)
+		return args_cmd_error(&run->a, "CSI '%s': %zu characters; a "
+		    "fax ident holds at most %d", csi, n, CLASS1_IDENT_MAX);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)csi[i];
+
+		if (c < 0x20 || c > 0x7e)
+			return args_cmd_error(&run->a, "the CSI must be "
+			    "printable ASCII (digits, '+', spaces, letters): "
+			    "character %zu is not", i + 1);
+		if (c != ' ')
+			seen = true;
+	}
+	if (!seen)
+		return args_cmd_error(&run->a, "the CSI holds only spaces");
+	return CLI_GO_ON;
+}
+
+static int
+build_provider_fax_ident(struct run *run)
+{
+	bool remove = run->flags & FLAG_REMOVE;
+	int r;
+
+	if (remove && run->pos[1])
+		return args_cmd_error(&run->a, "CSI or --remove: one or the "
+		    "other");
+	if (!remove && !run->pos[1])
+		return args_cmd_error(&run->a, "missing CSI (or --remove)");
+	run->req.remove = remove;
+	if (remove)
+		return CLI_GO_ON;
+	r = check_fax_ident(run, run->pos[1]);
+	if (r >= 0)
+		return r;
+	run->req.fax_ident = run->pos[1];
+	return CLI_GO_ON;
+}
+
+static int
+print_provider_fax_ident(const struct ctx *ctx, const struct run *run)
+{
+	const char *ident = run->resp->fax_ident;
+
+	if (run->req.remove) {
+		if (ctx->json)
+			return print_provider_json_ack(run->pos[0], "fax_ident",
+			    NULL, true);
+		printf("provider %s: fax ident pin removed; its fax may "
+		    "announce any CSI\n", run->pos[0]);
+		return CLI_EXIT_OK;
+	}
+	if (!ident || !*ident)
+		return cli_fail("%s: the reply carries no fax ident",
+		    ctx->socket);
+	if (ctx->json)
+		return print_provider_json_ack(run->pos[0], "fax_ident",
+		    json_object_new_string(ident), false);
+	printf("provider %s: fax ident pinned: \"%s\"\n", run->pos[0], ident);
+	return CLI_EXIT_OK;
+}
+
+static int
+build_queue_fax(struct run *run)
+{
+	uint64_t limit;
+
+	if (!run->val[OPT_LIMIT])
+		return CLI_GO_ON;
+	if (parse_id(run->val[OPT_LIMIT], UINT32_MAX, &limit) < 0)
+		return args_cmd_error(&run->a, "--limit wants a positive "
+		    "integer, not '%s'", run->val[OPT_LIMIT]);
+	run->filter.limit = (uint32_t)limit;
+	run->req.filter = &run->filter;
+	return CLI_GO_ON;
+}
+
+static json_object *
+json_fax_entry(const Twinroute__Ctl__FaxQueueEntry *e)
+{
+	return OUT_JSON_OBJECT(
+	    { "order_id", json_object_new_uint64(e->order_id) },
+	    { "provider", out_json_string(e->provider_id) },
+	    { "state", out_json_string(e->state) },
+	    { "modem", out_json_string(e->modem) },
+	    { "dials", json_object_new_int64(e->dials) },
+	    { "tries", json_object_new_int64(e->tries) },
+	    { "no_carrier", json_object_new_int64(e->no_carrier) },
+	    { "created_unix_ms", json_object_new_uint64(e->created_unix_ms) },
+	    { "next_attempt_unix_ms",
+		json_object_new_uint64(e->next_attempt_unix_ms) },
+	    { "last_error", out_json_string(e->last_error) });
+}
+
+static json_object *
+json_fax_stats(const Twinroute__Ctl__FaxStats *st)
+{
+	return OUT_JSON_OBJECT(
+	    { "sent", json_object_new_uint64(st->sent) },
+	    { "failed", json_object_new_uint64(st->failed) },
+	    { "retried", json_object_new_uint64(st->retried) },
+	    { "calls", json_object_new_uint64(st->calls) },
+	    { "pages_composed", json_object_new_uint64(st->pages_composed) },
+	    { "queued", json_object_new_int64(st->queued) },
+	    { "in_flight", json_object_new_int64(st->in_flight) });
+}
+
+/* A job's state, with the modem calling for it: "FAX_DIALING on m0". */
+static const char *
+fax_entry_state(const Twinroute__Ctl__FaxQueueEntry *e, char *buf,
+    size_t size)
+{
+	if (e->modem && *e->modem)
+		snprintf(buf, size, "%s on %s", e->state, e->modem);
+	else
+		snprintf(buf, size, "%s", e->state);
+	return buf;
+}
+
+/* When a job is tried next: "-" in a call, "now" when due. */
+static const char *
+fax_entry_next(const Twinroute__Ctl__FaxQueueEntry *e, char *buf,
+    size_t size)
+{
+	if (e->modem && *e->modem)
+		return "-";
+	if (e->next_attempt_unix_ms == 0)
+		return "now";
+	return out_time_ms(e->next_attempt_unix_ms, buf, size);
+}
+
+static int
+print_queue_fax_json(const Twinroute__Ctl__CtlResponse *resp)
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	json_object *st = NULL;
+	uint64_t total = resp->dispatch_total;
+	size_t n = resp->n_fax_queue;
+
+	o = OUT_JSON_OBJECT(
+	    { "queue", JSON_ARRAY_OF(json_fax_entry, resp->fax_queue, n) },
+	    { "total", json_object_new_uint64(total) },
+	    { "truncated", json_object_new_boolean(n < total) });
+	if (!o)
+		return cli_fail("out of memory");
+	if (resp->fax_stats && !(st = json_fax_stats(resp->fax_stats)))
+		return cli_fail("out of memory");
+	if (json_add_nullable(o, "stats", st) < 0)
+		return cli_fail("out of memory");
+	return cli_print_json(TAKE_PTR(o));
+}
+
+static int
+print_queue_fax(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "ORDER", "PROVIDER", "STATE",
+	    "DIALS", "TRIES", "NEXT", "LAST ERROR" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Ctl__FaxStats *st = resp->fax_stats;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+	uint64_t total = resp->dispatch_total;
+	size_t n = resp->n_fax_queue;
+
+	if (ctx->json)
+		return print_queue_fax_json(resp);
+	if (n == 0 && total == 0) {
+		printf("no fax job waiting\n");
+	} else {
+		t = out_table_new(ELEMENTSOF(hdr), hdr);
+		if (!t)
+			return cli_fail("out of memory");
+		out_table_set_align(t, 0, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 3, OUT_ALIGN_RIGHT);
+		out_table_set_align(t, 4, OUT_ALIGN_RIGHT);
+		for (size_t i = 0; i < n; i++) {
+			const Twinroute__Ctl__FaxQueueEntry *e =
+			    resp->fax_queue[i];
+			char id[24], dials[16], tries[16];
+			char state[OUT_BUF_SIZE], next[OUT_BUF_SIZE];
+			const char *row[] = { id, e->provider_id,
+			    fax_entry_state(e, state, sizeof(state)), dials,
+			    tries, fax_entry_next(e, next, sizeof(next)),
+			    e->last_error[0] ? e->last_error : "-" };
+
+			snprintf(id, sizeof(id), "%" PRIu64, e->order_id);
+			snprintf(dials, sizeof(dials), "%" PRIu32, e->dials);
+			snprintf(tries, sizeof(tries), "%" PRIu32, e->tries);
+			if (out_table_add(t, row) < 0)
+				return cli_fail("out of memory");
+		}
+		out_table_print(t, stdout);
+		if (n < total)
+			printf("%" PRIu64 " fax jobs waiting; the first %zu "
+			    "shown\n", total, n);
+		else
+			printf("%" PRIu64 " fax job%s waiting\n", total,
+			    total == 1 ? "" : "s");
+	}
+	if (st)
+		printf("since start: %" PRIu64 " sent, %" PRIu64 " failed, %"
+		    PRIu64 " retried; %" PRIu64 " calls, %" PRIu64 " pages "
+		    "composed; now %" PRIu32 " queued, %" PRIu32 " in a call "
+		    "or getting their page\n", st->sent, st->failed,
+		    st->retried, st->calls, st->pages_composed, st->queued,
+		    st->in_flight);
+	else
+		printf("no fax dispatcher is running\n");
+	return CLI_EXIT_OK;
+}
+
+/* The order as order show prints it, with its job as fax_job (or null). */
+static int
+print_fax_show_json(const Twinroute__Order *o,
+    const Twinroute__Ctl__FaxQueueEntry *e)
+{
+	_cleanup_(json_object_putp) json_object *root = json_order(o);
+	json_object *job = NULL;
+
+	if (!root)
+		return cli_fail("out of memory");
+	if (e && !(job = json_fax_entry(e)))
+		return cli_fail("out of memory");
+	if (json_add_nullable(root, "fax_job", job) < 0)
+		return cli_fail("out of memory");
+	return cli_print_json(TAKE_PTR(root));
+}
+
+static int
+print_fax_show(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Order *o = reply_order(ctx, run);
+	const Twinroute__Ctl__FaxQueueEntry *e = resp->n_fax_queue > 0 ?
+	    resp->fax_queue[0] : NULL;
+	char buf[OUT_BUF_SIZE];
+	const int kw = 15;
+
+	if (!o)
+		return CLI_EXIT_UNREACHABLE;
+	if (ctx->json)
+		return print_fax_show_json(o, e);
+	out_kv(stdout, kw, "order", "%" PRIu64, o->id);
+	out_kv(stdout, kw, "provider", "%s", o->provider_id);
+	out_kv(stdout, kw, "state", "%s", out_order_state(o->state));
+	print_fax_lines(o, kw);
+	if (!o->fax || !*o->fax->result)
+		out_kv(stdout, kw, "fax result", "%s",
+		    o->fax_state == TWINROUTE__FAX_STATE__FAX_NONE ?
+		    "no card fax: the order is not confirmed" : "no call yet");
+	if (!e) {
+		printf("\nno fax job\n");
+		return CLI_EXIT_OK;
+	}
+	printf("\nfax job\n");
+	out_kv(stdout, kw, "state", "%s", fax_entry_state(e, buf,
+	    sizeof(buf)));
+	out_kv(stdout, kw, "queued", "%s", out_time_ms(e->created_unix_ms,
+	    buf, sizeof(buf)));
+	out_kv(stdout, kw, "next attempt", "%s", fax_entry_next(e, buf,
+	    sizeof(buf)));
+	out_kv(stdout, kw, "dials", "%" PRIu32 " (%" PRIu32 " no carrier)",
+	    e->dials, e->no_carrier);
+	out_kv(stdout, kw, "tries", "%" PRIu32, e->tries);
+	if (*e->last_error)
+		out_kv(stdout, kw, "last error", "%s", e->last_error);
+	return CLI_EXIT_OK;
+}
+
+static int
+print_fax_retried(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	const Twinroute__Order *o = resp->n_orders > 0 ? resp->orders[0] :
+	    NULL;
+
+	if (ctx->json)
+		return o ? cli_print_json(json_order(o)) :
+		    print_json_ack(run->pos[0], "fax_retried", true);
+	if (o)
+		printf("order %s: fax queued again (%s)\n", run->pos[0],
+		    fax_state_name(o->fax_state));
+	else
+		printf("order %s: fax queued again\n", run->pos[0]);
+	return CLI_EXIT_OK;
+}
+
+static json_object *
+json_modem(const Twinroute__Ctl__ModemStatus *m)
+{
+	return OUT_JSON_OBJECT(
+	    { "name", out_json_string(m->name) },
+	    { "device", out_json_string(m->device) },
+	    { "state", out_json_string(m->state) },
+	    { "state_seconds", json_object_new_uint64(m->state_seconds) },
+	    { "flow", out_json_string(m->flow) },
+	    { "speed", json_object_new_int64(m->speed) },
+	    { "calls", json_object_new_uint64(m->calls) },
+	    { "ok", json_object_new_uint64(m->ok) },
+	    { "failed", json_object_new_uint64(m->failed) },
+	    { "last_result", out_json_string(m->last_result) },
+	    { "last_reason", out_json_string(m->last_reason) },
+	    { "order_id", json_object_new_uint64(m->order_id) });
+}
+
+static int
+print_modem_list(const struct ctx *ctx, const struct run *run)
+{
+	static const char *const hdr[] = { "NAME", "DEVICE", "LINE", "STATE",
+	    "FOR", "ORDER", "CALLS", "OK", "FAILED", "LAST RESULT" };
+	const Twinroute__Ctl__CtlResponse *resp = run->resp;
+	_cleanup_(out_table_freep) struct out_table *t = NULL;
+
+	if (ctx->json)
+		return cli_print_json(JSON_ARRAY_OF(json_modem, resp->modems,
+		    resp->n_modems));
+	if (resp->n_modems == 0) {
+		printf("no fax modem (none configured, or the card route is "
+		    "off)\n");
+		return CLI_EXIT_OK;
+	}
+	t = out_table_new(ELEMENTSOF(hdr), hdr);
+	if (!t)
+		return cli_fail("out of memory");
+	for (size_t i = 5; i < 9; i++)
+		out_table_set_align(t, i, OUT_ALIGN_RIGHT);
+	out_table_set_max(t, 9, 0);
+	for (size_t i = 0; i < resp->n_modems; i++) {
+		const Twinroute__Ctl__ModemStatus *m = resp->modems[i];
+		char line[48], dur[OUT_BUF_SIZE], order[24], calls[24], ok[24];
+		char failed[24], last[160];
+		const char *row[] = { m->name, m->device, line, m->state,
+		    out_duration(m->state_seconds, dur, sizeof(dur)),
+		    order, calls, ok, failed, last };
+
+		snprintf(line, sizeof(line), "%" PRIu32 " %s", m->speed,
+		    m->flow);
+		if (m->order_id)
+			snprintf(order, sizeof(order), "%" PRIu64, m->order_id);
+		else
+			snprintf(order, sizeof(order), "-");
+		snprintf(calls, sizeof(calls), "%" PRIu64, m->calls);
+		snprintf(ok, sizeof(ok), "%" PRIu64, m->ok);
+		snprintf(failed, sizeof(failed), "%" PRIu64, m->failed);
+		if (!*m->last_result)
+			snprintf(last, sizeof(last), "-");
+		else
+			snprintf(last, sizeof(last), "%s%s%s", m->last_result,
+			    *m->last_reason ? ": " : "", m->last_reason);
+		if (out_table_add(t, row) < 0)
+			return cli_fail("out of memory");
+	}
+	out_table_print(t, stdout);
+	return CLI_EXIT_OK;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -2754,6 +3288,18 @@ static const struct command commands[CTL__COUNT] = {
 	[CTL_LEDGER] = { .opts = { OPT_FROM, OPT_TO }, .pos = "PROVIDER",
 	    .target = true, .flags = FLAG_CSV, .build = build_ledger,
 	    .print = print_ledger },
+	[CTL_PROVIDER_FAX_IDENT] = { .pos = "ID", .pos2 = "CSI",
+	    .pos_optional = true, .target = true, .flags = FLAG_REMOVE,
+	    .build = build_provider_fax_ident,
+	    .print = print_provider_fax_ident },
+	[CTL_QUEUE_FAX] = { .opts = { OPT_LIMIT }, .pos = "ID",
+	    .pos_optional = true, .target = true, .build = build_queue_fax,
+	    .print = print_queue_fax },
+	[CTL_FAX_SHOW] = { .pos = "ORDER", .target = true,
+	    .build = build_order_id, .print = print_fax_show },
+	[CTL_FAX_RETRY] = { .pos = "ORDER", .target = true,
+	    .build = build_order_id, .print = print_fax_retried },
+	[CTL_MODEM_LIST] = { .print = print_modem_list },
 };
 
 /*

@@ -137,6 +137,7 @@ struct line {
 	char tiff_path[PATH_LEN];
 	unsigned int next_fax_no;
 	int pages;
+	int rate, width, rows;	/* bit/s; the last page's pixels and rows */
 	bool t30_done;
 	int t30_status;
 	char remote_ident[IDENT_MAX + 1];
@@ -262,6 +263,9 @@ phase_d_cb(t30_state_t *t30, void *user_data, int result _unused_)
 
 	t30_get_transfer_statistics(t30, &st);
 	l->pages = st.pages_rx;
+	l->rate = st.bit_rate;
+	l->width = st.width;
+	l->rows = st.length;
 	log_info("call %u: page %d received (%dx%d, bad rows %d)", l->call_no,
 	    st.pages_rx, st.width, st.length, st.bad_rows);
 	if (l->opt->drop_after_pages > 0 &&
@@ -382,7 +386,8 @@ call_end(struct line *l, const char *result)
 	json_string(stdout, l->number);
 	printf(",\"result\":");
 	json_string(stdout, result);
-	printf(",\"pages\":%d,\"remote_ident\":", l->pages);
+	printf(",\"pages\":%d,\"rate\":%d,\"width\":%d,\"rows\":%d,"
+	    "\"remote_ident\":", l->pages, l->rate, l->width, l->rows);
 	json_string(stdout, l->remote_ident);
 	printf(",\"tiff\":");
 	json_string(stdout, tiff);
@@ -408,6 +413,7 @@ call_begin(struct line *l, const char *num)
 	l->state = CALL_DIALLING;
 	l->call_ms = 0;
 	l->pages = 0;
+	l->rate = l->width = l->rows = 0;
 	l->t30_done = false;
 	l->t30_status = T30_ERR_OK;
 	l->remote_ident[0] = '\0';
@@ -728,8 +734,10 @@ usage(FILE *f)
 	    "Each call's end prints one JSON line on stdout:\n"
 	    "  {\"call\":N,\"number\":\"...\",\"result\":\"OK|BUSY|NO ANSWER|NO CARRIER|"
 	    "HANGUP|DROPPED|FAILED\",\n"
-	    "   \"pages\":P,\"remote_ident\":\"...\",\"tiff\":\"path\"|null,"
+	    "   \"pages\":P,\"rate\":BPS,\"width\":PIXELS,\"rows\":ROWS,\n"
+	    "   \"remote_ident\":\"...\",\"tiff\":\"path\"|null,"
 	    "\"t30_status\":\"...\"|null}\n"
+	    "(rate: the page data's bit rate; width and rows: the last page's)\n"
 	    "SIGTERM or SIGINT ends the line and removes the link.\n");
 }
 
