@@ -10,6 +10,7 @@
 
 #include "catalog/catalog.h"
 #include "client/session.h"
+#include "common/clock.h"
 #include "common/errcode.h"
 #include "common/htab.h"
 #include "common/log.h"
@@ -32,15 +33,6 @@
 
 #define ST(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define E(x) TWINROUTE__ERROR_CODE__ERR_##x
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int
 store_errcode(int r)
@@ -300,10 +292,11 @@ place_record(struct place_call *call, const struct vault_reply *vr,
 		if ((r = order_set_str(&o->card_brand, vr->brand)) == 0 &&
 		    (r = order_set_str(&o->card_last4, vr->last4)) == 0)
 			r = order_enter_state(txn, o, ST(AUTHORIZED), cause,
-			    now_ms());
+			    clock_realtime_ms());
 	} else if ((r = order_set_str(&o->decline_reason,
 	    vault_strcode(vr->code))) == 0) {
-		r = order_enter_state(txn, o, ST(DECLINED), cause, now_ms());
+		r = order_enter_state(txn, o, ST(DECLINED), cause,
+		    clock_realtime_ms());
 	}
 	if (r < 0)
 		store_txn_abort(txn);
@@ -455,7 +448,8 @@ place_create(struct store_txn *txn, const char *member,
 	r = order_dup(&t, &o);
 	if (r < 0)
 		return r;
-	r = order_enter_state(txn, o, ST(RECEIVED), "member: order", now_ms());
+	r = order_enter_state(txn, o, ST(RECEIVED), "member: order",
+	    clock_realtime_ms());
 	if (r < 0) {
 		twinroute__order__free_unpacked(o, NULL);
 		return r;
@@ -546,7 +540,7 @@ place_write(struct conn *c, const Request *req, const Twinroute__Service *svc,
 	if (r == 0 && !member_active(txn, member) &&
 	    (r = order_set_str(&o->decline_reason, "DISABLED")) == 0)
 		r = order_enter_state(txn, o, ST(DECLINED), "member: disabled",
-		    now_ms());
+		    clock_realtime_ms());
 	if (r < 0)
 		store_txn_abort(txn);
 	else
@@ -837,7 +831,7 @@ client_cancel_order(struct conn *c, const Request *req)
 	}
 	from = o->state;
 	r = order_enter_state(txn, o, ST(CANCELLED), "member: cancel",
-	    now_ms());
+	    clock_realtime_ms());
 	if (r < 0)
 		store_txn_abort(txn);
 	else

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "common/clock.h"
 #include "common/conn.h"
 #include "common/errcode.h"
 #include "common/frame.h"
@@ -54,22 +55,13 @@ closep(int *fd)
 		_fd_;                                                          \
 	})
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A deadline timeout_ms from now; -1 for none. */
 static int64_t
 deadline_after(int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return -1;
-	return now_ms() + timeout_ms;
+	return (int64_t)clock_monotonic_ms() + timeout_ms;
 }
 
 /* Wait for events on fd until the deadline. 0, -ETIMEDOUT or -errno. */
@@ -83,7 +75,7 @@ wait_fd(int fd, short events, int64_t deadline)
 		int r;
 
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - (int64_t)clock_monotonic_ms();
 			if (left <= 0)
 				return -ETIMEDOUT;
 			timeout = left > INT_MAX ? INT_MAX : (int)left;
@@ -412,7 +404,7 @@ tr_conn_open_unix(const char *path, const struct tr_conn_opts *opts,
 		/* EAGAIN: the listener's backlog is full; try again. */
 		if (errno != EAGAIN)
 			return -errno;
-		if (deadline >= 0 && now_ms() >= deadline)
+		if (deadline >= 0 && (int64_t)clock_monotonic_ms() >= deadline)
 			return -ETIMEDOUT;
 		(void)poll(NULL, 0, CONN_UNIX_RETRY_MS);
 	}
@@ -618,7 +610,7 @@ tr_conn_wait(struct tr_conn *c, int timeout_ms)
 		if (c->ssl && SSL_has_pending(c->ssl) && conn_tls_readable(c))
 			return 1;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - (int64_t)clock_monotonic_ms();
 
 			if (left <= 0 && !first)
 				return 0;

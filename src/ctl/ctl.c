@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: ISC */
-/* ctl.c -- the control command table */
+/* ctl.c -- the control command table, and the checks both sides make */
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "ctl/ctl.h"
 #include "common/macro.h"
+#include "fax/class1.h"
 
 const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	[CTL_STATUS] = { "status", "",
@@ -146,4 +149,27 @@ ctl_cmd_lookup(int argc, char *const *argv, int *ret_words)
 		}
 	}
 	return -1;
+}
+
+int
+ctl_fax_ident_check(const char *s, size_t *ret_pos)
+{
+	size_t n = strlen(s);
+	bool seen = false;
+
+	if (n == 0)
+		return -ENODATA;
+	if (n > CLASS1_IDENT_MAX)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch > 0x7e) {
+			*ret_pos = i + 1;
+			return -EILSEQ;
+		}
+		if (ch != ' ')
+			seen = true;
+	}
+	return seen ? 0 : -EINVAL;
 }

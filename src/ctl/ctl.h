@@ -75,4 +75,13 @@ extern const struct ctl_cmd_info ctl_cmds[CTL__COUNT];
  */
 int ctl_cmd_lookup(int argc, char *const *argv, int *ret_words);
 
+/*
+ * Is s a CSI a fax can announce (provider fax-ident): 1 to
+ * CLASS1_IDENT_MAX printable ASCII characters, not only spaces (calls
+ * compare idents ignoring spaces)? 0 if so; else -ENODATA (empty),
+ * -E2BIG (too long), -EILSEQ (character *ret_pos, counted from 1, is not
+ * printable ASCII) or -EINVAL (only spaces).
+ */
+int ctl_fax_ident_check(const char *s, size_t *ret_pos);
+
 #endif

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "catalog/catalog.h"
+#include "common/clock.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -32,58 +33,8 @@
 /* Room left in a reply frame for the fields around the list. */
 #define CTL_FAX_LIST_SLACK (64u * 1024u)
 
-typedef Twinroute__Store__ProviderAuth ProviderAuth;
 typedef Twinroute__Store__DispatchJob DispatchJob;
 typedef Twinroute__Ctl__FaxQueueEntry FaxQueueEntry;
-
-/* "42", "0x2a" or the 16-digit hex form the logs print, as order show
- * reads it. */
-static int
-ctl_fax_order_id(const char *s, uint64_t *ret_id)
-{
-	unsigned long long v;
-	char *end;
-	int base = strlen(s) == 16 ? 16 : 0;
-
-	if (s[0] == '\0' || s[0] == '-' || s[0] == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno != 0 || *end != '\0' || v == 0)
-		return -EINVAL;
-	*ret_id = v;
-	return 0;
-}
-
-/* The order req->target names; on failure the reply is sent. */
-static int
-ctl_fax_target(struct conn *c, const CtlRequest *req, uint64_t *ret_id)
-{
-	if (ctl_fax_order_id(req->target, ret_id) < 0) {
-		ctl_send_error(c, req->id, E(BAD_REQUEST),
-		    "order id: a positive number is needed");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static void
-ctl_fax_no_order(struct conn *c, const CtlRequest *req, uint64_t id)
-{
-	char msg[64];
-
-	snprintf(msg, sizeof(msg), "no order %" PRIu64, id);
-	ctl_send_error(c, req->id, E(NOT_FOUND), msg);
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The modem whose call carries order_id, or "" when it is in none. The
  * name belongs to the modem: use it before the loop runs again. */
@@ -123,96 +74,38 @@ ctl_fax_entry(const struct fax_dispatcher *f, const DispatchJob *job,
 
 /* ---- provider fax-ident --------------------------------------------- */
 
-/* Does req->target name a provider of the catalog? If not, the reply and
- * its audit line are sent. */
-static bool
-ctl_fax_provider_known(struct conn *c, const CtlRequest *req, bool change)
-{
-	struct daemon *d = conn_ctx(c);
-	char msg[128];
-
-	if (req->target[0] != '\0' &&
-	    catalog_provider(d->catalog, req->target) != NULL)
-		return true;
-	if (req->target[0] == '\0')
-		snprintf(msg, sizeof(msg), "a provider ID is needed");
-	else
-		snprintf(msg, sizeof(msg), "no provider %.64s", req->target);
-	if (change)
-		ctl_audit(c, NULL, true, "%s %.64s: %s",
-		    ctl_cmds[req->command].name, req->target, msg);
-	ctl_send_error(c, req->id, req->target[0] ? E(NOT_FOUND) :
-	    E(BAD_REQUEST), msg);
-	return false;
-}
-
-/*
- * Is s a CSI a fax can announce: 1 to CLASS1_IDENT_MAX printable ASCII
- * characters, not only spaces (the call compares idents ignoring spaces)?
- * If not, why, into why.
- */
+/* Is s a CSI a fax can announce (ctl_fax_ident_check)? If not, why, into
+ * why. */
 static bool
 ctl_fax_ident_valid(const char *s, char *why, size_t len)
 {
-	size_t n = strlen(s);
-	bool seen = false;
+	size_t pos = 0;
 
-	if (n == 0) {
+	switch (ctl_fax_ident_check(s, &pos)) {
+	case 0:
+		return true;
+	case -ENODATA:
 		snprintf(why, len, "fax ident: missing (a CSI, or remove)");
-		return false;
-	}
-	if (n > CLASS1_IDENT_MAX) {
+		break;
+	case -E2BIG:
 		snprintf(why, len, "fax ident: longer than %d characters",
 		    CLASS1_IDENT_MAX);
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x20 || ch > 0x7e) {
-			snprintf(why, len, "fax ident: printable ASCII only "
-			    "(character %zu is not)", i + 1);
-			return false;
-		}
-		if (ch != ' ')
-			seen = true;
-	}
-	if (!seen) {
+		break;
+	case -EILSEQ:
+		snprintf(why, len, "fax ident: printable ASCII only "
+		    "(character %zu is not)", pos);
+		break;
+	default:
 		snprintf(why, len, "fax ident: only spaces");
-		return false;
+		break;
 	}
-	return true;
+	return false;
 }
 
-/* Set the provider's fax ident ("": none) in its ProviderAuth, the other
- * fields kept; a provider without a record gets one. */
-static int
-ctl_fax_ident_write(struct conn *c, const char *provider_id,
-    const char *ident, uint64_t *ret_seq)
+static void
+auth_set_fax_ident(ProviderAuth *a, void *arg)
 {
-	struct daemon *d = conn_ctx(c);
-	ProviderAuth *old = NULL, a = TWINROUTE__STORE__PROVIDER_AUTH__INIT;
-	struct store_txn *txn;
-	int r;
-
-	r = store_txn_begin(d->store, 0, &txn);
-	if (r < 0)
-		return r;
-	r = provider_auth_get(txn, provider_id, &old);
-	if (r == 0 || r == -ENOENT) {
-		if (old != NULL)
-			a = *old;
-		a.fax_ident = unconst(ident);
-		a.updated_unix = (uint64_t)time(NULL);
-		r = provider_auth_put(txn, provider_id, &a);
-	}
-	if (old != NULL)
-		twinroute__store__provider_auth__free_unpacked(old, NULL);
-	if (r < 0) {
-		store_txn_abort(txn);
-		return r;
-	}
-	return store_txn_commit(txn, ret_seq);
+	a->fax_ident = arg;
 }
 
 void
@@ -224,7 +117,7 @@ ctl_provider_fax_ident(struct conn *c, const CtlRequest *req)
 	uint64_t seq;
 	int r;
 
-	if (!ctl_fax_provider_known(c, req, true))
+	if (!ctl_provider_known(c, req, true))
 		return;
 	if (req->remove && req->fax_ident[0] != '\0')
 		snprintf(why, sizeof(why), "a fax ident and remove: one or the "
@@ -238,7 +131,8 @@ ctl_provider_fax_ident(struct conn *c, const CtlRequest *req)
 		ctl_send_error(c, req->id, E(BAD_REQUEST), why);
 		return;
 	}
-	r = ctl_fax_ident_write(c, req->target, ident, &seq);
+	r = ctl_auth_write(c, req->target, auth_set_fax_ident, unconst(ident),
+	    &seq);
 	if (r < 0) {
 		ctl_audit(c, NULL, true, "provider %s fax ident: %s",
 		    req->target, tr_strerror(r));
@@ -358,7 +252,7 @@ ctl_queue_fax(struct conn *c, const CtlRequest *req)
 	int r;
 
 	if (req->target[0] != '\0') {
-		if (!ctl_fax_provider_known(c, req, false))
+		if (!ctl_provider_known(c, req, false))
 			return;
 		q.provider_id = req->target;
 	}
@@ -434,7 +328,7 @@ ctl_fax_show(struct conn *c, const CtlRequest *req)
 	uint64_t id;
 	int r;
 
-	if (ctl_fax_target(c, req, &id) < 0)
+	if (ctl_order_target(c, req, &id) < 0)
 		return;
 	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
 	if (r == 0) {
@@ -456,7 +350,7 @@ ctl_fax_show(struct conn *c, const CtlRequest *req)
 		store_txn_abort(txn);
 	}
 	if (r == -ENOENT && o == NULL) {
-		ctl_fax_no_order(c, req, id);
+		ctl_order_not_found(c, req, id);
 		goto out;
 	}
 	if (r < 0) {
@@ -513,7 +407,7 @@ ctl_fax_retry_refused(struct conn *c, const CtlRequest *req, uint64_t id)
 	if (r == -ENOENT) {
 		ctl_audit(c, NULL, true,
 		    "order %" PRIu64 " fax retry: no order", id);
-		ctl_fax_no_order(c, req, id);
+		ctl_order_not_found(c, req, id);
 		return;
 	}
 	if (r < 0) {
@@ -543,7 +437,7 @@ ctl_fax_retry(struct conn *c, const CtlRequest *req)
 	uint64_t id, seq = 0;
 	int r;
 
-	if (ctl_fax_target(c, req, &id) < 0)
+	if (ctl_order_target(c, req, &id) < 0)
 		return;
 	if (d->fax == NULL) {
 		ctl_audit(c, NULL, true,
@@ -560,7 +454,7 @@ ctl_fax_retry(struct conn *c, const CtlRequest *req)
 	case -ENOENT:
 		ctl_audit(c, NULL, true,
 		    "order %" PRIu64 " fax retry: no order", id);
-		ctl_fax_no_order(c, req, id);
+		ctl_order_not_found(c, req, id);
 		return;
 	case -EBUSY:
 		snprintf(msg, sizeof(msg), "order %" PRIu64 ": the fax is in a "
@@ -605,7 +499,7 @@ ctl_modem_list(struct conn *c, const CtlRequest *req)
 	    sizeof(*ms));
 	_cleanup_free_ Twinroute__Ctl__ModemStatus **p = calloc(n ? n : 1,
 	    sizeof(*p));
-	uint64_t now = mono_ms();
+	uint64_t now = clock_monotonic_ms();
 
 	if (info == NULL || ms == NULL || p == NULL) {
 		ctl_send_error(c, req->id, E(INTERNAL), "out of memory");

@@ -9,6 +9,7 @@
 
 #include "client/session.h"
 #include "common/be64.h"
+#include "common/clock.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -42,6 +43,26 @@ ctl_order_id(const char *s, uint64_t *ret_id)
 		return -EINVAL;
 	*ret_id = v;
 	return 0;
+}
+
+int
+ctl_order_target(struct conn *c, const CtlRequest *req, uint64_t *ret_id)
+{
+	if (ctl_order_id(req->target, ret_id) < 0) {
+		ctl_send_error(c, req->id, E(BAD_REQUEST),
+		    "order id: a positive number is needed");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+ctl_order_not_found(struct conn *c, const CtlRequest *req, uint64_t id)
+{
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "no order %" PRIu64, id);
+	ctl_send_error(c, req->id, E(NOT_FOUND), msg);
 }
 
 /* ---- list ----------------------------------------------------------- */
@@ -187,18 +208,13 @@ ctl_order_load(struct conn *c, const CtlRequest *req, struct store_txn *txn)
 {
 	Order *o = NULL;
 	uint64_t id;
-	char msg[96];
 	int r;
 
-	if (ctl_order_id(req->target, &id) < 0) {
-		ctl_send_error(c, req->id, E(BAD_REQUEST),
-		    "order id: a positive number is needed");
+	if (ctl_order_target(c, req, &id) < 0)
 		return NULL;
-	}
 	r = order_get(txn, id, &o);
 	if (r == -ENOENT) {
-		snprintf(msg, sizeof(msg), "no order %" PRIu64, id);
-		ctl_send_error(c, req->id, E(NOT_FOUND), msg);
+		ctl_order_not_found(c, req, id);
 	} else if (r < 0) {
 		ctl_store_error(c, req->id, r, "order");
 	}
@@ -230,15 +246,6 @@ ctl_order_show(struct conn *c, const CtlRequest *req)
 	twinroute__order__free_unpacked(o, NULL);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void
 ctl_order_cancel(struct conn *c, const CtlRequest *req)
 {
@@ -263,7 +270,7 @@ ctl_order_cancel(struct conn *c, const CtlRequest *req)
 	}
 	from = o->state;
 	r = order_enter_state(txn, o, TWINROUTE__ORDER_STATE__ORDER_CANCELLED,
-	    "admin: cancel", now_ms());
+	    "admin: cancel", clock_realtime_ms());
 	if (r < 0)
 		store_txn_abort(txn);
 	else
@@ -352,7 +359,7 @@ ctl_queue_mail(struct conn *c, const CtlRequest *req)
 	struct daemon *d = conn_ctx(c);
 	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 	Twinroute__Ctl__MailStats ms = TWINROUTE__CTL__MAIL_STATS__INIT;
-	struct mail_queue_scan q = { .d = d, .now = now_ms() };
+	struct mail_queue_scan q = { .d = d, .now = clock_realtime_ms() };
 	struct mailer_stats st;
 	struct store_txn *txn;
 	uint32_t limit = req->filter && req->filter->limit ?
@@ -441,7 +448,7 @@ ctl_order_resend_confirmation(struct conn *c, const CtlRequest *req)
 	be64_put(key, o->id);
 	job.order_id = o->id;
 	job.member = o->member;
-	job.created_unix_ms = now_ms();
+	job.created_unix_ms = clock_realtime_ms();
 	job.resend = o->state ==
 	    TWINROUTE__ORDER_STATE__ORDER_AWAITING_CONFIRMATION;
 	len = twinroute__store__mail_job__get_packed_size(&job);

@@ -34,11 +34,7 @@
 /* Characters of a token: base64url of PROVIDER_TOKEN_BYTES, no padding. */
 #define TOKEN_TEXT_LEN ((PROVIDER_TOKEN_BYTES * 4 + 2) / 3)
 
-typedef Twinroute__Store__ProviderAuth ProviderAuth;
-
-/* Does req->target name a provider of the catalog? If not, the reply
- * (and for a change, its audit line) is sent. */
-static bool
+bool
 ctl_provider_known(struct conn *c, const CtlRequest *req, bool change)
 {
 	struct daemon *d = conn_ctx(c);
@@ -63,11 +59,9 @@ ctl_provider_known(struct conn *c, const CtlRequest *req, bool change)
  * Read the provider's ProviderAuth in txn, let edit change the copy, write
  * it back. A provider without a record starts from an empty one.
  */
-typedef void (*auth_edit_fn)(ProviderAuth *a, void *arg);
-
 static int
 ctl_auth_update(struct store_txn *txn, const char *provider_id,
-    auth_edit_fn edit, void *arg)
+    ctl_auth_edit_fn edit, void *arg)
 {
 	ProviderAuth *old = NULL, a = TWINROUTE__STORE__PROVIDER_AUTH__INIT;
 	int r;
@@ -85,10 +79,9 @@ ctl_auth_update(struct store_txn *txn, const char *provider_id,
 	return r;
 }
 
-/* Run one ProviderAuth edit in its own write transaction. */
-static int
-ctl_auth_write(struct conn *c, const char *provider_id, auth_edit_fn edit,
-    void *arg, uint64_t *ret_seq)
+int
+ctl_auth_write(struct conn *c, const char *provider_id,
+    ctl_auth_edit_fn edit, void *arg, uint64_t *ret_seq)
 {
 	struct daemon *d = conn_ctx(c);
 	struct store_txn *txn;

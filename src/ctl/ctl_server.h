@@ -8,9 +8,11 @@
 
 #include "control.pb-c.h"
 #include "net/server.h"
+#include "store.pb-c.h"
 
 typedef Twinroute__Ctl__CtlRequest CtlRequest;
 typedef Twinroute__Ctl__CtlResponse CtlResponse;
+typedef Twinroute__Store__ProviderAuth ProviderAuth;
 
 /* Replies (ctl_server.c). */
 void ctl_send_error(struct conn *c, uint64_t id, int code, const char *msg);
@@ -54,6 +56,11 @@ void ctl_order_show(struct conn *c, const CtlRequest *req);
 void ctl_order_cancel(struct conn *c, const CtlRequest *req);
 void ctl_queue_mail(struct conn *c, const CtlRequest *req);
 void ctl_order_resend_confirmation(struct conn *c, const CtlRequest *req);
+/* The order req->target names ("42", "0x2a" or the 16 hex digits the logs
+ * print); if it names none, the reply is sent and -EINVAL returned. */
+int ctl_order_target(struct conn *c, const CtlRequest *req, uint64_t *ret_id);
+/* The NOT_FOUND reply "no order ID". */
+void ctl_order_not_found(struct conn *c, const CtlRequest *req, uint64_t id);
 
 /* Provider credentials, sessions, dispatch queue, ledger (ctl_provider.c). */
 void ctl_provider_cert(struct conn *c, const CtlRequest *req);
@@ -61,6 +68,17 @@ void ctl_provider_token(struct conn *c, const CtlRequest *req);
 void ctl_provider_sessions(struct conn *c, const CtlRequest *req);
 void ctl_queue_provider(struct conn *c, const CtlRequest *req);
 void ctl_ledger(struct conn *c, const CtlRequest *req);
+/* Does req->target name a provider of the catalog? If not, the reply (and
+ * for a change, its audit line) is sent. */
+bool ctl_provider_known(struct conn *c, const CtlRequest *req, bool change);
+/*
+ * Change the provider's ProviderAuth in one write transaction: edit gets a
+ * copy of the record (an empty one for a provider without), the rest of
+ * which is kept; the time of the change is set.
+ */
+typedef void (*ctl_auth_edit_fn)(ProviderAuth *a, void *arg);
+int ctl_auth_write(struct conn *c, const char *provider_id,
+    ctl_auth_edit_fn edit, void *arg, uint64_t *ret_seq);
 
 /* The card route: the fax ident pin, fax jobs, modems (ctl_fax.c). */
 void ctl_provider_fax_ident(struct conn *c, const CtlRequest *req);

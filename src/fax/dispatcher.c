@@ -13,6 +13,7 @@
 #include "catalog/catalog.h"
 #include "client/session.h"
 #include "common/be64.h"
+#include "common/clock.h"
 #include "common/dueheap.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -54,22 +55,13 @@ struct fax_dispatcher {
 	bool closing;			/* freed: wait for vault replies */
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint32_t
 fax_random(void)
 {
 	uint32_t r = 0;
 
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)now_ms();
+		r = (uint32_t)clock_realtime_ms();
 	return r;
 }
 
@@ -103,7 +95,7 @@ fax_strcpy(char *dst, size_t size, const char *src)
 static void
 fax_arm(struct fax_dispatcher *f, uint64_t due_ms)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	uint64_t wait = due_ms > now ? due_ms - now : 0;
 	struct timeval tv = { .tv_sec = (time_t)(wait / 1000),
 		.tv_usec = (suseconds_t)(wait % 1000) * 1000 };
@@ -267,18 +259,20 @@ fax_job_open(struct fax_dispatcher *f, uint64_t id, struct store_txn **ret_txn,
 
 /*
  * End a job that never reached a modem call (or was refused before it):
- * FAX_FAILED, or back to FAX_QUEUED until retry_at. From FAX_QUEUED or
- * FAX_DIALING.
+ * FAX_FAILED, FAX_CANCELLED (the order was cancelled or rejected while
+ * its page was composed), or back to FAX_QUEUED until retry_at. From
+ * FAX_QUEUED or FAX_DIALING.
  */
 static void
-fax_settle(struct fax_dispatcher *f, uint64_t id, bool fail, uint64_t retry_at,
-    const char *why)
+fax_settle(struct fax_dispatcher *f, uint64_t id, fax_state to,
+    uint64_t retry_at, const char *why)
 {
+	bool fail = to == F(FAILED);
 	Twinroute__Store__DispatchJob *job = NULL;
 	struct store_txn *txn;
 	Order *o = NULL;
 	char cause[ORDER_CAUSE_MAX];
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	int r;
 
 	r = fax_job_open(f, id, &txn, &o, &job);
@@ -289,6 +283,8 @@ fax_settle(struct fax_dispatcher *f, uint64_t id, bool fail, uint64_t retry_at,
 		r = fax_report(o, NULL, NULL, NULL, 0, job, "FAILED", why, now);
 		if (r == 0)
 			r = order_fax_enter(txn, o, F(FAILED), cause, now);
+	} else if (to == F(CANCELLED)) {
+		r = order_fax_enter(txn, o, F(CANCELLED), cause, now);
 	} else {
 		job->next_attempt_unix_ms = retry_at;
 		r = fax_job_error(job, why);
@@ -305,7 +301,7 @@ fax_settle(struct fax_dispatcher *f, uint64_t id, bool fail, uint64_t retry_at,
 		if (fail) {
 			f->st.failed++;
 			log_warn("%016" PRIx64 " fax: failed: %s", id, why);
-		} else {
+		} else if (to == F(QUEUED)) {
 			fax_schedule(f, retry_at, id);
 		}
 	}
@@ -379,7 +375,8 @@ fax_phase_cb(void *arg)
 		goto fail;
 	r = order_get(txn, s->order_id, &o);
 	if (r == 0 && o->fax_state == F(DIALING))
-		r = order_fax_enter(txn, o, F(SENDING), cause, now_ms());
+		r = order_fax_enter(txn, o, F(SENDING), cause,
+		    clock_realtime_ms());
 	if (r < 0) {
 		store_txn_abort(txn);
 		goto fail;
@@ -412,7 +409,7 @@ fax_done_cb(void *arg, const struct modem_result *mr)
 	enum fax_verdict v;
 	struct store_txn *txn;
 	Order *o = NULL;
-	uint64_t id = s->order_id, now = now_ms(), next = 0;
+	uint64_t id = s->order_id, now = clock_realtime_ms(), next = 0;
 	int64_t page_unix = s->doc ? s->doc->time_unix : 0;
 	const char *why = "";
 	char cause[ORDER_CAUSE_MAX];
@@ -525,6 +522,25 @@ fax_dispatcher_destroy(struct fax_dispatcher *f)
 	free(f);
 }
 
+/* Did the order end (CANCELLED, REJECTED) since its job was taken? */
+static bool
+fax_order_gone(struct fax_dispatcher *f, uint64_t id)
+{
+	struct store_txn *txn;
+	Order *o = NULL;
+	bool gone = false;
+
+	if (store_txn_begin(f->d->store, STORE_RDONLY, &txn) < 0)
+		return false;
+	if (order_get(txn, id, &o) == 0) {
+		gone = o->state == TWINROUTE__ORDER_STATE__ORDER_CANCELLED ||
+		    o->state == TWINROUTE__ORDER_STATE__ORDER_REJECTED;
+		twinroute__order__free_unpacked(o, NULL);
+	}
+	store_txn_abort(txn);
+	return gone;
+}
+
 static void
 fax_vault_cb(void *arg, struct vault_reply *y)
 {
@@ -550,13 +566,23 @@ fax_vault_cb(void *arg, struct vault_reply *y)
 		if (snprintf(why, sizeof(why), "vault: %s: %s",
 		    vault_strcode(y->code), y->message) >= (int)sizeof(why))
 			log_debug("%016" PRIx64 " fax: reason cut", id);
-		fax_settle(f, id, fail, now_ms() +
+		fax_settle(f, id, fail ? F(FAILED) : F(QUEUED),
+		    clock_realtime_ms() +
 		    fax_policy_jitter(&f->policy, f->policy.modem_s,
 		    fax_random()), why);
 		fax_pump(f);
 		return;
 	}
 	f->st.pages_composed++;
+	if (fax_order_gone(f, id)) {
+		/* Cancelled or rejected while the page was composed: the
+		 * card data stays home (the doc is wiped after this call). */
+		fax_release(s);
+		fax_settle(f, id, F(CANCELLED), 0,
+		    "the order ended before the call");
+		fax_pump(f);
+		return;
+	}
 	s->doc = TAKE_PTR(y->fax_doc);
 	s->page = (struct class1_page){
 		.t4_1d = s->doc->t4_1d,
@@ -570,7 +596,8 @@ fax_vault_cb(void *arg, struct vault_reply *y)
 		fax_release(s);
 		snprintf(why, sizeof(why), "modem %s: %s",
 		    modem_name(s->modem), strerror(-r));
-		fax_settle(f, id, r == -EINVAL, now_ms() +
+		fax_settle(f, id, r == -EINVAL ? F(FAILED) : F(QUEUED),
+		    clock_realtime_ms() +
 		    fax_policy_jitter(&f->policy, f->policy.modem_s,
 		    fax_random()), why);
 		fax_pump(f);
@@ -591,7 +618,7 @@ fax_take(struct fax_dispatcher *f, struct fslot *s, uint64_t id)
 	struct store_txn *txn;
 	Order *o = NULL;
 	uint8_t key[32];
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	const char *fail = NULL;
 	char cause[ORDER_CAUSE_MAX];
 	bool taken = false;
@@ -620,7 +647,7 @@ fax_take(struct fax_dispatcher *f, struct fslot *s, uint64_t id)
 	}
 	if (fax_policy_killed(&f->policy, job->created_unix_ms, now)) {
 		store_txn_abort(txn);
-		fax_settle(f, id, true, 0, "kill time: not sent in time");
+		fax_settle(f, id, F(FAILED), 0, "kill time: not sent in time");
 		goto out;
 	}
 	if (s == NULL) {
@@ -639,7 +666,7 @@ fax_take(struct fax_dispatcher *f, struct fslot *s, uint64_t id)
 		fail = "the provider's fax number cannot be dialled";
 	if (fail != NULL) {
 		store_txn_abort(txn);
-		fax_settle(f, id, true, 0, fail);
+		fax_settle(f, id, F(FAILED), 0, fail);
 		goto out;
 	}
 	r = provider_auth_get(txn, o->provider_id, &auth);
@@ -697,7 +724,7 @@ fax_take(struct fax_dispatcher *f, struct fslot *s, uint64_t id)
 
 		fax_release(s);
 		snprintf(why, sizeof(why), "vault: %s", strerror(-r));
-		fax_settle(f, id, false, now + fax_policy_jitter(&f->policy,
+		fax_settle(f, id, F(QUEUED), now + fax_policy_jitter(&f->policy,
 		    f->policy.modem_s, fax_random()), why);
 		taken = false;
 		goto out;
@@ -740,7 +767,7 @@ fax_free_slot(struct fax_dispatcher *f, uint64_t now, uint64_t *ret_wake)
 static void
 fax_pump(struct fax_dispatcher *f)
 {
-	uint64_t now = now_ms(), wake;
+	uint64_t now = clock_realtime_ms(), wake;
 
 	if (f->closing)
 		return;
@@ -842,7 +869,8 @@ fax_recover(struct fax_dispatcher *f, uint64_t id, uint64_t *due)
 		if (r == 0)
 			r = order_fax_job_put(txn, job);
 		if (r == 0)
-			r = order_fax_enter(txn, o, F(QUEUED), cause, now_ms());
+			r = order_fax_enter(txn, o, F(QUEUED), cause,
+			    clock_realtime_ms());
 		*due = 0;
 	} else if (r == 0 && o->fax_state != F(QUEUED)) {
 		log_warn("%016" PRIx64 " fax: a job for an order in %s; "
@@ -1053,7 +1081,7 @@ fax_dispatcher_retry(struct fax_dispatcher *f, uint64_t order_id,
 	struct store_txn *txn;
 	Order *o = NULL;
 	char cause[ORDER_CAUSE_MAX];
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	int r;
 
 	if (fax_dispatcher_calling(f, order_id))

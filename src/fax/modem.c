@@ -35,6 +35,7 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "fax/class1.h"
@@ -100,15 +101,6 @@ struct modem {
 	void *arg;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 const char *
 modem_strstate(enum modem_state s)
 {
@@ -158,7 +150,7 @@ modem_enter_state(struct modem *m, enum modem_state s)
 		log_debug("modem %s state %s -> %s", m->name,
 		    modem_strstate(m->state), modem_strstate(s));
 	m->state = s;
-	m->since_ms = now_ms();
+	m->since_ms = clock_monotonic_ms();
 }
 
 /* Copy S into DST (SIZE bytes); false if it does not fit. */
@@ -209,7 +201,7 @@ call_end(struct modem *m, enum class1_result forced, const char *why,
 	struct modem_result r = { .result = forced };
 	modem_done_fn cb = m->done_cb;
 	void *arg = m->arg;
-	uint64_t now = now_ms();
+	uint64_t now = clock_monotonic_ms();
 
 	if (m->call) {
 		snprintf(r.remote_csi, sizeof(r.remote_csi), "%s",
@@ -305,7 +297,7 @@ call_flush(struct modem *m)
 				break;
 			return errno;
 		}
-		class1_consume(m->call, (size_t)w, now_ms());
+		class1_consume(m->call, (size_t)w, clock_monotonic_ms());
 		budget -= (size_t)w;
 	}
 	return 0;
@@ -343,7 +335,7 @@ call_step(struct modem *m)
 		event_add(m->ev_write, NULL);
 	else
 		event_del(m->ev_write);
-	arm_timer(m, now_ms());
+	arm_timer(m, clock_monotonic_ms());
 }
 
 static void
@@ -365,7 +357,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		call_lost(m, 0);
 		return;
 	}
-	(void)class1_input(m->call, buf, (size_t)n, now_ms());
+	(void)class1_input(m->call, buf, (size_t)n, clock_monotonic_ms());
 	call_step(m);
 }
 
@@ -390,7 +382,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		call_end(m, CLASS1_MODEM_ERROR, m->fail_reason, true);
 		return;
 	}
-	now = now_ms();
+	now = clock_monotonic_ms();
 	if (now >= m->guard_ms) {
 		call_end(m, CLASS1_TIMEOUT, "call took too long",
 		    !class1_dialed(m->call));
@@ -489,7 +481,7 @@ modem_call(struct modem *m, const char *number, const char *expect_csi,
 	r = class1_new(&p, &call);
 	if (r < 0)
 		return r;
-	m->start_ms = now_ms();
+	m->start_ms = clock_monotonic_ms();
 	m->guard_ms = m->start_ms + guard_for(pages, n_pages);
 
 	fd = open_device(m);
@@ -603,7 +595,7 @@ modem_new(struct event_base *base, const struct modem_opts *o,
 		return -ENOMEM;
 	}
 	m->state = MODEM_IDLE;
-	m->since_ms = now_ms();
+	m->since_ms = clock_monotonic_ms();
 	*ret_modem = m;
 	return 0;
 }

@@ -45,6 +45,7 @@
 #include "catalog/catalog.h"
 #include "client/session.h"
 #include "common/be64.h"
+#include "common/clock.h"
 #include "common/dueheap.h"
 #include "common/errcode.h"
 #include "common/log.h"
@@ -90,15 +91,6 @@ struct mailer {
 	struct mailer_stats stats;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 token_hash(const uint8_t raw[MAIL_TOKEN_RAW], uint8_t out[ORDER_HASH_SIZE])
 {
@@ -112,7 +104,7 @@ token_hash(const uint8_t raw[MAIL_TOKEN_RAW], uint8_t out[ORDER_HASH_SIZE])
 static void
 mailer_arm(struct mailer *m, uint64_t due_ms)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	uint64_t wait = due_ms > now ? due_ms - now : 0;
 	struct timeval tv = { .tv_sec = (time_t)(wait / 1000),
 		.tv_usec = (suseconds_t)(wait % 1000) * 1000 };
@@ -270,7 +262,7 @@ mailer_move(struct mailer *m, uint64_t id, order_state to,
 	}
 	r = 0;
 	if (to != from)
-		r = order_enter_state(txn, o, to, cause, now_ms());
+		r = order_enter_state(txn, o, to, cause, clock_realtime_ms());
 	if (r == 0 && extra)
 		r = extra(txn, o, arg);
 	if (r < 0) {
@@ -300,7 +292,7 @@ mailer_sent_extra(struct store_txn *txn, Order *o, void *arg)
 	Twinroute__Store__TokenRecord t = TWINROUTE__STORE__TOKEN_RECORD__INIT;
 	uint8_t hash[ORDER_HASH_SIZE], key[8], xkey[16], buf[256];
 	char token[MAIL_TOKEN_LEN + 1], msgid[MAIL_TOKEN_LEN + 300];
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	const void *val;
 	size_t len;
 	int r;
@@ -471,7 +463,7 @@ mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 			break;
 		}
 		case SMTP_TEMP: {
-			uint64_t now = now_ms();
+			uint64_t now = clock_realtime_ms();
 			struct store_txn *txn;
 			uint64_t seq;
 
@@ -560,7 +552,7 @@ expiry_cb(const void *key, size_t key_len, const void *val, size_t val_len,
 static uint64_t
 mailer_expire(struct mailer *m)
 {
-	struct expiry_scan x = { .now = now_ms() };
+	struct expiry_scan x = { .now = clock_realtime_ms() };
 	struct store_txn *txn;
 
 	if (store_txn_begin(m->d->store, STORE_RDONLY, &txn) < 0)
@@ -597,7 +589,7 @@ mailer_in_batch(const struct mailer *m, uint64_t id)
 static void
 mailer_fill(struct mailer *m)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_realtime_ms();
 	struct store_txn *txn;
 	uint64_t fails[64];
 	size_t n_fails = 0;
@@ -925,7 +917,7 @@ mailer_decide(struct mailer *m, const struct lmtp_envelope *env,
 	if (!tr)
 		goto tempfail;
 	id = tr->order_id;
-	if (tr->expires_unix_ms <= now_ms()) {
+	if (tr->expires_unix_ms <= clock_realtime_ms()) {
 		snprintf(reply, size, "550 5.7.1 order %" PRIu64 ": the "
 		    "confirmation has expired", id);
 		goto refused;

@@ -438,7 +438,8 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
 static const uint32_t order_fax_next[] = {
 	[F(NONE)] = BIT(F(QUEUED)),
 	[F(QUEUED)] = BIT(F(DIALING)) | BIT(F(FAILED)) | BIT(F(CANCELLED)),
-	[F(DIALING)] = BIT(F(SENDING)) | BIT(F(QUEUED)) | BIT(F(FAILED)),
+	[F(DIALING)] = BIT(F(SENDING)) | BIT(F(QUEUED)) | BIT(F(FAILED)) |
+	    BIT(F(CANCELLED)),
 	[F(SENDING)] = BIT(F(SENT)) | BIT(F(QUEUED)) | BIT(F(FAILED)),
 	[F(SENT)] = 0,
 	[F(FAILED)] = BIT(F(QUEUED)),

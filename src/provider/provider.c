@@ -40,6 +40,7 @@
 #include "catalog/catalog.h"
 #include "client/session.h"
 #include "common/be64.h"
+#include "common/clock.h"
 #include "common/errcode.h"
 #include "common/htab.h"
 #include "common/log.h"
@@ -93,15 +94,6 @@ struct providers {
 	uint8_t fax_key[32];
 	bool fax_key_ok;
 };
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -508,7 +500,7 @@ prov_auth(struct psession *s, const PRequest *req)
 	snprintf(s->provider_id, sizeof(s->provider_id), "%s", a->provider_id);
 	s->authed = true;
 	s->method = method;
-	s->since_ms = now_ms();
+	s->since_ms = clock_realtime_ms();
 	if (a->control_only) {
 		/* Reports and services only: no dispatches, no takeover. */
 		s->control_only = true;
@@ -624,7 +616,7 @@ prov_ack(struct psession *s, const PRequest *req)
 		r = store_del(txn, STORE_DB_OUTBOX_PROVIDER, key, klen);
 		if (r == 0 && o->state == ST(CONFIRMED))
 			r = order_enter_state(txn, o, ST(DISPATCHED),
-			    "provider: acknowledged", now_ms());
+			    "provider: acknowledged", clock_realtime_ms());
 		if (r == 0)
 			r = store_txn_commit(txn, &seq);
 		else
@@ -750,7 +742,7 @@ prov_report(struct psession *s, const PRequest *req)
 		    rp->reason);
 	else
 		snprintf(cause, sizeof(cause), "provider: %s", what);
-	r = order_enter_state(txn, o, to, cause, now_ms());
+	r = order_enter_state(txn, o, to, cause, clock_realtime_ms());
 	if (r == 0)
 		r = store_txn_commit(txn, &seq);
 	else
@@ -899,7 +891,7 @@ prov_heartbeat(struct psession *s, const PRequest *req)
 	/* An answer only when asked by id; id 0 is the agent's own beat. */
 	if (req->id == 0)
 		return;
-	hb.unix_ms = now_ms();
+	hb.unix_ms = clock_realtime_ms();
 	resp.id = req->id;
 	resp.body_case = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HEARTBEAT;
 	resp.heartbeat = &hb;
@@ -1032,7 +1024,7 @@ providers_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	hb.unix_ms = now_ms();
+	hb.unix_ms = clock_realtime_ms();
 	resp.body_case = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_HEARTBEAT;
 	resp.heartbeat = &hb;
 	LIST_FOREACH(s, &p->all, link) {

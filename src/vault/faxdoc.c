@@ -215,22 +215,41 @@ fax_card_lines(const struct fax_card_fields *f,
 	return (int)l.n;
 }
 
-/* Encode BITMAP into SCRATCH, then into an exact-size locked block. */
+/*
+ * The scratch buffer's first size. A text page encodes to some tens of KB;
+ * the worst case (fax_page_encoded_max(), megabytes) is allocated only for
+ * a page that does not fit, since locking and wiping it costs more than
+ * rendering and encoding the page.
+ */
+#define DOC_SCRATCH_FIRST (256u * 1024u)
+
+/* Encode BITMAP into *SCRATCH (grown to the worst case if the page does
+ * not fit), then into an exact-size locked block. */
 static int
-doc_encode(const uint8_t *bitmap, int compression, uint8_t *scratch,
-    size_t scratch_size, uint8_t **ret_buf, size_t *ret_len)
+doc_encode(const uint8_t *bitmap, int compression, uint8_t **scratch,
+    size_t *scratch_size, uint8_t **ret_buf, size_t *ret_len)
 {
 	uint8_t *buf;
 	size_t len = 0;
 	int r;
 
-	r = fax_page_encode(bitmap, compression, scratch, scratch_size, &len);
+	r = fax_page_encode(bitmap, compression, *scratch, *scratch_size, &len);
+	if (r == -ENOSPC && *scratch_size < fax_page_encoded_max()) {
+		/* Nothing was written: the small buffer goes as it is. */
+		secmem_pages_free(*scratch);
+		*scratch_size = fax_page_encoded_max();
+		*scratch = secmem_pages_alloc(*scratch_size);
+		if (!*scratch)
+			return -ENOMEM;
+		r = fax_page_encode(bitmap, compression, *scratch,
+		    *scratch_size, &len);
+	}
 	if (r < 0)
 		return r;
 	buf = secmem_pages_alloc(len);
 	if (buf)
-		memcpy(buf, scratch, len);
-	OPENSSL_cleanse(scratch, len);
+		memcpy(buf, *scratch, len);
+	OPENSSL_cleanse(*scratch, len);
 	if (!buf)
 		return -ENOMEM;
 	*ret_buf = buf;
@@ -246,7 +265,7 @@ fax_doc_compose(const struct fax_page_opts *o,
 	const char *ptrs[FAX_CARD_LINES_MAX];
 	uint8_t *bitmap = NULL, *scratch = NULL;
 	struct fax_doc *d = NULL;
-	size_t scratch_size = fax_page_encoded_max();
+	size_t scratch_size = DOC_SCRATCH_FIRST;
 	int n, r;
 
 	if (!f || !ret_doc)
@@ -277,10 +296,10 @@ fax_doc_compose(const struct fax_page_opts *o,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = doc_encode(bitmap, FAX_T4_1D, scratch, scratch_size, &d->t4_1d,
+	r = doc_encode(bitmap, FAX_T4_1D, &scratch, &scratch_size, &d->t4_1d,
 	    &d->len_1d);
 	if (r == 0)
-		r = doc_encode(bitmap, FAX_T4_2D, scratch, scratch_size,
+		r = doc_encode(bitmap, FAX_T4_2D, &scratch, &scratch_size,
 		    &d->t4_2d, &d->len_2d);
 	if (r < 0)
 		goto out;

@@ -964,6 +964,55 @@ struct vault_brief {
 	unsigned exp_month, exp_year;
 };
 
+/* Wipe what vault_card_open() left: the plaintext record, the arenas. */
+static void
+vault_card_wipe(struct vault *v, size_t plen)
+{
+	OPENSSL_cleanse(v->record, plen);
+	vault_arena_reset(&v->secret);
+	vault_arena_reset(&v->plain);
+}
+
+/*
+ * Open member's sealed record val and unpack the card: VAULT_OK with
+ * *ret_ci (in v->record and the arenas: vault_card_wipe(v, *ret_plen)
+ * after use) and *ret_brief; or VAULT_TAMPERED or VAULT_ERROR with the
+ * message set and nothing of the card left.
+ */
+static enum vault_code
+vault_card_open(struct vault *v, const char *member, size_t mlen,
+    const MDB_val *val, Twinroute__Vault__CardInput **ret_ci,
+    size_t *ret_plen, struct vault_brief *ret_brief, struct vault_reply *y)
+{
+	Twinroute__Vault__CardInput *ci;
+	enum vault_code code;
+	size_t plen = 0, nlen;
+
+	code = vault_record_open(v, member, mlen, val, &plen, y);
+	if (code != VAULT_OK) {
+		vault_card_wipe(v, plen);
+		return code;
+	}
+	ci = twinroute__vault__card_input__unpack(
+	    &v->secret.pb, plen, v->record);
+	nlen = ci && ci->number ? strlen(ci->number) : 0;
+	if (!ci || nlen < 4 || nlen > CARD_NUMBER_MAX) {
+		vault_set(
+		    y, VAULT_TAMPERED, "the sealed card record holds no card");
+		vault_card_wipe(v, plen);
+		return y->code;
+	}
+	snprintf(ret_brief->brand, sizeof(ret_brief->brand), "%s",
+	    card_brand(ci->number));
+	memcpy(ret_brief->last4, ci->number + nlen - 4, 4);
+	ret_brief->last4[4] = '\0';
+	ret_brief->exp_month = ci->exp_month;
+	ret_brief->exp_year = ci->exp_year;
+	*ret_ci = ci;
+	*ret_plen = plen;
+	return VAULT_OK;
+}
+
 /*
  * Load and open member's card: VAULT_OK with *ret brief, VAULT_NO_CARD,
  * VAULT_TAMPERED, VAULT_ERROR. Every plaintext byte is wiped before
@@ -976,7 +1025,7 @@ vault_card_brief(struct vault *v, struct vault_txn *t, const char *member,
 	Twinroute__Vault__CardInput *ci;
 	enum vault_code code;
 	MDB_val val;
-	size_t plen = 0, nlen;
+	size_t plen;
 	int r;
 
 	r = vault_get(t, VDB_CARDS, member, mlen, &val);
@@ -988,28 +1037,9 @@ vault_card_brief(struct vault *v, struct vault_txn *t, const char *member,
 		vault_set(y, VAULT_ERROR, "store: %s", strerror(-r));
 		return y->code;
 	}
-	code = vault_record_open(v, member, mlen, &val, &plen, y);
-	if (code != VAULT_OK)
-		goto out;
-	ci = twinroute__vault__card_input__unpack(
-	    &v->secret.pb, plen, v->record);
-	nlen = ci && ci->number ? strlen(ci->number) : 0;
-	if (!ci || nlen < 4 || nlen > CARD_NUMBER_MAX) {
-		vault_set(
-		    y, VAULT_TAMPERED, "the sealed card record holds no card");
-		code = y->code;
-		goto out;
-	}
-	snprintf(ret->brand, sizeof(ret->brand), "%s", card_brand(ci->number));
-	memcpy(ret->last4, ci->number + nlen - 4, 4);
-	ret->last4[4] = '\0';
-	ret->exp_month = ci->exp_month;
-	ret->exp_year = ci->exp_year;
-	code = VAULT_OK;
-out:
-	OPENSSL_cleanse(v->record, plen);
-	vault_arena_reset(&v->secret);
-	vault_arena_reset(&v->plain);
+	code = vault_card_open(v, member, mlen, &val, &ci, &plen, ret, y);
+	if (code == VAULT_OK)
+		vault_card_wipe(v, plen);
 	return code;
 }
 
@@ -1913,7 +1943,7 @@ vault_op_fax_page(struct vault *v, struct vault_slot *s)
 	const char *bad;
 	char extra[48];
 	MDB_val val;
-	size_t mlen = 0, plen = 0, nlen;
+	size_t mlen = 0, plen = 0;
 	int r;
 
 	snprintf(extra, sizeof(extra), "order=%llu",
@@ -1951,23 +1981,15 @@ vault_op_fax_page(struct vault *v, struct vault_slot *s)
 			vault_set(y, VAULT_ERROR, "store: %s", strerror(-r));
 		goto plain;
 	}
-	code = vault_record_open(v, q->member, mlen, &val, &plen, y);
+	code = vault_card_open(v, q->member, mlen, &val, &ci, &plen, &b, y);
 	vault_txn_abort(&t);
 	if (code != VAULT_OK)
 		goto wipe;
-	ci = twinroute__vault__card_input__unpack(
-	    &v->secret.pb, plen, v->record);
-	nlen = ci && ci->number ? strlen(ci->number) : 0;
-	if (!ci || nlen < 4 || nlen > CARD_NUMBER_MAX || !ci->holder) {
+	if (!ci->holder) {
 		vault_set(
 		    y, VAULT_TAMPERED, "the sealed card record holds no card");
 		goto wipe;
 	}
-	snprintf(b.brand, sizeof(b.brand), "%s", card_brand(ci->number));
-	memcpy(b.last4, ci->number + nlen - 4, 4);
-	b.exp_month = ci->exp_month;
-	b.exp_year = ci->exp_year;
-
 	cf.broker_name = v->fax_broker;
 	cf.broker_ident = v->fax_ident;
 	cf.time_unix = q->fax.time_unix;
@@ -1991,9 +2013,7 @@ vault_op_fax_page(struct vault *v, struct vault_slot *s)
 		    b.brand, b.last4, doc->len_1d, doc->len_2d);
 wipe:
 	OPENSSL_cleanse(&cf, sizeof(cf));
-	OPENSSL_cleanse(v->record, plen);
-	vault_arena_reset(&v->secret);
-	vault_arena_reset(&v->plain);
+	vault_card_wipe(v, plen);
 	if (y->code != VAULT_OK) {
 		(void)vault_audit_now_x(v, s, true, false, extra);
 		return;

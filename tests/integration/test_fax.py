@@ -188,6 +188,10 @@ def test_page_sent_and_pinned(make):
         q = d.ctl("queue", "fax")
         check(not q.get("queue"), "the job is gone: %r" % q)
         check(int(q["stats"]["sent"]) == 1, "stats: %r" % q)
+        shown = json.dumps([fax_show(d, oid), q, d.ctl("modem", "list"),
+                            d.ctl("order", "show", str(oid))])
+        check(CARD_NUMBER not in shown and CARD_NUMBER[:12] not in shown,
+              "no card number in what the admin sees")
         no_card_number(d, line)
     finally:
         if line:

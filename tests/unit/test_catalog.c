@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* test_catalog.c -- unit tests for the catalog over a real store */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,8 @@
 #include "common/macro.h"
 #include "store.pb-c.h"
 #include "store/store.h"
+
+#include "tmpdir.h"
 
 #define MAP_SIZE (8u << 20)
 #define LIST_MAX 256
@@ -39,13 +40,6 @@ str(const char *s)
 	} u = { .c = s };
 
 	return u.m;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st _unused_, int flag _unused_,
-    struct FTW *ftw _unused_)
-{
-	return remove(path);
 }
 
 static void
@@ -71,8 +65,7 @@ setup_map(void **state, size_t map_size)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_catalog.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "catalog") < 0) {
 		free(f);
 		return -1;
 	}
@@ -101,7 +94,7 @@ teardown(void **state)
 	int r;
 
 	close_all(f);
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }

@@ -23,11 +23,13 @@
 
 #include <tiffio.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "fax/class1.h"
 #include "fax/page.h"
 
-#define REMOTE_CSI "+81 3 1234 5678"
+#include "faxline_util.h"
+
 #define OUR_TSI "+1 555 0100"
 #define CALL_MS 90000
 
@@ -41,114 +43,33 @@ static const char *const page_lines[] = {
 };
 
 /* One rendered page, encoded both ways, shared by the tests. */
-static uint8_t *enc_1d, *enc_2d;
-static size_t len_1d, len_2d;
 static struct class1_page the_page;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int
 group_setup(void **state)
 {
-	uint8_t *bitmap = malloc(FAX_PAGE_BYTES);
-	size_t max = fax_page_encoded_max();
-
 	(void)state;
-	enc_1d = malloc(max);
-	enc_2d = malloc(max);
-	if (bitmap == NULL || enc_1d == NULL || enc_2d == NULL)
-		return -1;
-	if (fax_page_render(NULL, page_lines, ELEMENTSOF(page_lines), bitmap,
-	    FAX_PAGE_BYTES) != 0 ||
-	    fax_page_encode(bitmap, FAX_T4_1D, enc_1d, max, &len_1d) != 0 ||
-	    fax_page_encode(bitmap, FAX_T4_2D, enc_2d, max, &len_2d) != 0) {
-		free(bitmap);
-		return -1;
-	}
-	free(bitmap);
-	the_page = (struct class1_page){ enc_1d, len_1d, enc_2d, len_2d };
-	return 0;
+	return faxline_page_make(page_lines, ELEMENTSOF(page_lines),
+	    &the_page);
 }
 
 static int
 group_teardown(void **state)
 {
 	(void)state;
-	free(enc_1d);
-	free(enc_2d);
+	faxline_page_free(&the_page);
 	return 0;
 }
 
 /* --- faxline ------------------------------------------------------------ */
 
-/* The faxline of the running test, killed by its teardown if the test
- * failed before stopping it. */
-static pid_t live_pid = -1;
-static char live_dir[64];
-
-struct line {
-	char dir[64];
-	char link[96];
-	char tiffs[96];
-	pid_t pid;
-	int out;	/* faxline's stdout */
-	int fd;		/* the pty */
-	char json[1024];
-};
-
+/* Start faxline and open its pty raw, for drive(). */
 static void
-line_start(struct line *l, const char *extra)
+line_start(struct faxline *l, const char *extra)
 {
-	int p[2];
 	struct termios t;
-	uint64_t until;
 
-	snprintf(l->dir, sizeof(l->dir), "/tmp/test-class1-XXXXXX");
-	assert_non_null(mkdtemp(l->dir));
-	snprintf(l->link, sizeof(l->link), "%s/tty", l->dir);
-	snprintf(l->tiffs, sizeof(l->tiffs), "%s/tiff", l->dir);
-	assert_int_equal(mkdir(l->tiffs, 0700), 0);
-	assert_int_equal(pipe(p), 0);
-	l->pid = fork();
-	assert_true(l->pid >= 0);
-	if (l->pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY);
-
-		dup2(p[1], 1);
-		if (devnull >= 0 && getenv("CLASS1_VERBOSE") == NULL)
-			dup2(devnull, 2);
-		close(p[0]);
-		close(p[1]);
-		if (extra)
-			execl(FAXLINE_PATH, "faxline", "--fast", "--csi",
-			    REMOTE_CSI, "--tiff-dir", l->tiffs, "--link",
-			    l->link, "--verbose", extra, (char *)NULL);
-		else
-			execl(FAXLINE_PATH, "faxline", "--fast", "--csi",
-			    REMOTE_CSI, "--tiff-dir", l->tiffs, "--link",
-			    l->link, "--verbose", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	l->out = p[0];
-	live_pid = l->pid;
-	snprintf(live_dir, sizeof(live_dir), "%s", l->dir);
-	until = now_ms() + 10000;
-	for (;;) {
-		struct stat st;
-
-		if (lstat(l->link, &st) == 0)
-			break;
-		assert_true(now_ms() < until);
-		usleep(20000);
-	}
+	faxline_start(l, "class1", extra);
 	l->fd = open(l->link, O_RDWR | O_NOCTTY | O_NONBLOCK);
 	assert_true(l->fd >= 0);
 	assert_int_equal(tcgetattr(l->fd, &t), 0);
@@ -156,81 +77,19 @@ line_start(struct line *l, const char *extra)
 	assert_int_equal(tcsetattr(l->fd, TCSANOW, &t), 0);
 }
 
-/* faxline's JSON line for the call. */
-static void
-line_call(struct line *l)
-{
-	size_t n = 0;
-	uint64_t until = now_ms() + 15000;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = l->out, .events = POLLIN };
-		ssize_t r;
-
-		assert_true(now_ms() < until);
-		if (poll(&pfd, 1, 200) <= 0)
-			continue;
-		r = read(l->out, l->json + n, sizeof(l->json) - 1 - n);
-		assert_true(r > 0);
-		n += (size_t)r;
-		l->json[n] = '\0';
-		if (strchr(l->json, '\n'))
-			break;
-		assert_true(n < sizeof(l->json) - 1);
-	}
-	*strchr(l->json, '\n') = '\0';
-}
-
-static void
-rm_tree(const char *dir, const char *sub)
-{
-	char cmd[256];
-
-	(void)sub;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static void
-line_stop(struct line *l)
-{
-	int st;
-
-	close(l->fd);
-	kill(l->pid, SIGTERM);
-	assert_int_equal(waitpid(l->pid, &st, 0), l->pid);
-	live_pid = -1;
-	close(l->out);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	rm_tree(l->dir, NULL);
-}
-
-static int
-line_reap(void **state)
-{
-	(void)state;
-	if (live_pid > 0) {
-		kill(live_pid, SIGKILL);
-		waitpid(live_pid, NULL, 0);
-		live_pid = -1;
-		rm_tree(live_dir, NULL);
-	}
-	return 0;
-}
-
 /* Drive CALL over the pty until it ends. */
 static void
 drive(struct class1_call *c, int fd)
 {
-	uint64_t until = now_ms() + CALL_MS;
+	uint64_t until = clock_monotonic_ms() + CALL_MS;
 
-	assert_int_equal(class1_start(c, now_ms()), 0);
+	assert_int_equal(class1_start(c, clock_monotonic_ms()), 0);
 	while (!class1_done(c)) {
 		const uint8_t *buf;
 		size_t len;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		uint64_t now = now_ms(), dl = class1_next_deadline(c);
+		uint64_t now = clock_monotonic_ms();
+		uint64_t dl = class1_next_deadline(c);
 		int wait;
 
 		assert_true(now < until);
@@ -239,7 +98,7 @@ drive(struct class1_call *c, int fd)
 			pfd.events |= POLLOUT;
 		wait = dl <= now ? 0 : (int)MIN(dl - now, (uint64_t)200);
 		assert_true(poll(&pfd, 1, wait) >= 0);
-		now = now_ms();
+		now = clock_monotonic_ms();
 		if (pfd.revents & POLLIN) {
 			uint8_t in[512];
 			ssize_t r = read(fd, in, sizeof(in));
@@ -280,17 +139,10 @@ call_new(const char *expect)
 }
 
 static void
-assert_json(const struct line *l, const char *needle)
-{
-	if (strstr(l->json, needle) == NULL)
-		fail_msg("%s not in %s", needle, l->json);
-}
-
-static void
 test_send_page(void **state)
 {
-	struct line l;
-	struct class1_call *c = call_new(REMOTE_CSI);
+	struct faxline l;
+	struct class1_call *c = call_new(FAXLINE_CSI);
 	const char *p, *q;
 	char tiff[256];
 	TIFF *t;
@@ -302,13 +154,13 @@ test_send_page(void **state)
 	if (class1_result(c) != CLASS1_OK)
 		fail_msg("result %s: %s", class1_strresult(class1_result(c)),
 		    class1_reason(c));
-	assert_string_equal(class1_remote_csi(c), REMOTE_CSI);
+	assert_string_equal(class1_remote_csi(c), FAXLINE_CSI);
 	assert_int_equal(class1_pages_sent(c), 1);
 	assert_int_equal(class1_bps(c), 14400);
 	assert_int_equal(class1_compression(c), 2);	/* the DIS offers 2-D */
-	line_call(&l);
-	assert_json(&l, "\"result\":\"OK\"");
-	assert_json(&l, "\"pages\":1,");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"OK\"");
+	faxline_assert_json(&l, "\"pages\":1,");
 	/* T.30 pads the ident with spaces; faxline shows them. */
 	p = strstr(l.json, "\"remote_ident\":\"");
 	assert_non_null(p);
@@ -335,33 +187,33 @@ test_send_page(void **state)
 	assert_int_equal(w, FAX_PAGE_WIDTH);
 	assert_int_equal(h, FAX_PAGE_HEIGHT);
 	c = class1_free(c);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_wrong_recipient(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct class1_call *c = call_new("+81 3 9999 0000");
 
 	(void)state;
 	line_start(&l, NULL);
 	drive(c, l.fd);
 	assert_int_equal(class1_result(c), CLASS1_WRONG_RECIPIENT);
-	assert_string_equal(class1_remote_csi(c), REMOTE_CSI);
+	assert_string_equal(class1_remote_csi(c), FAXLINE_CSI);
 	assert_int_equal(class1_pages_sent(c), 0);
 	assert_non_null(strstr(class1_reason(c), "9999"));
-	line_call(&l);
-	assert_json(&l, "\"pages\":0,");
-	assert_json(&l, "\"tiff\":null");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"pages\":0,");
+	faxline_assert_json(&l, "\"tiff\":null");
 	c = class1_free(c);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_busy(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct class1_call *c = call_new(NULL);
 
 	(void)state;
@@ -369,26 +221,26 @@ test_busy(void **state)
 	drive(c, l.fd);
 	assert_int_equal(class1_result(c), CLASS1_BUSY);
 	assert_string_equal(class1_remote_csi(c), "");
-	line_call(&l);
-	assert_json(&l, "\"result\":\"BUSY\"");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"BUSY\"");
 	c = class1_free(c);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_no_answer(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct class1_call *c = call_new(NULL);
 
 	(void)state;
 	line_start(&l, "--no-answer");
 	drive(c, l.fd);
 	assert_int_equal(class1_result(c), CLASS1_NO_ANSWER);
-	line_call(&l);
-	assert_json(&l, "\"result\":\"NO ANSWER\"");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"NO ANSWER\"");
 	c = class1_free(c);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 /* --- scripted modem (no line) ------------------------------------------- */
@@ -640,7 +492,7 @@ test_training_fallback(void **state)
 {
 	struct class1_call *c = call_new(NULL);
 	uint8_t csi[3 + 20];
-	const char *id = REMOTE_CSI;
+	const char *id = FAXLINE_CSI;
 	/* DIS: can receive, V.27ter + V.29 + V.17, fine, 2-D, 0 ms scan
 	 * time, and an extension octet that needs DLE stuffing. */
 	const uint8_t dis[] = { 0xff, 0x13, 0x80, 0x00, 0xee, 0xf0, 0x10 };
@@ -671,7 +523,7 @@ test_training_fallback(void **state)
 	feed(c, "\r\nCONNECT\r\n\xff\x13\x80\x10\x03\r\nERROR\r\n", 0);
 	expect_out(c, "AT+FRH=3\r");
 	feed_frame(c, true, dis, sizeof(dis));
-	assert_string_equal(class1_remote_csi(c), REMOTE_CSI);
+	assert_string_equal(class1_remote_csi(c), FAXLINE_CSI);
 	train_round(c, 0xe2, 145, 2700, 0x44);	/* V.17 14400: FTT */
 	assert_int_equal(class1_bps(c), 12000);	/* stepped down */
 	train_round(c, 0xea, 121, 2250, 0x44);	/* V.17 12000 */
@@ -698,7 +550,7 @@ test_training_fallback(void **state)
 static void
 page_round(struct class1_call *c, int mod, uint8_t fcf)
 {
-	size_t size = 2 * len_2d + 16, n, k = 0;
+	size_t size = 2 * the_page.len_2d + 16, n, k = 0;
 	uint8_t *data = malloc(size), *want = malloc(size);
 	const uint8_t eop[] = { 0xff, 0x13, 0x2f, 0x10, 0x03 };
 	const uint8_t resp[] = { 0xff, 0x13, fcf };
@@ -706,9 +558,9 @@ page_round(struct class1_call *c, int mod, uint8_t fcf)
 
 	assert_non_null(data);
 	assert_non_null(want);
-	for (size_t i = 0; i < len_2d; i++) {
-		want[k++] = enc_2d[i];
-		if (enc_2d[i] == 0x10)
+	for (size_t i = 0; i < the_page.len_2d; i++) {
+		want[k++] = the_page.t4_2d[i];
+		if (the_page.t4_2d[i] == 0x10)
 			want[k++] = 0x10;
 	}
 	want[k++] = 0x10;
@@ -831,10 +683,10 @@ main(void)
 		cmocka_unit_test(test_training_fallback),
 		cmocka_unit_test(test_page_rejected),
 		cmocka_unit_test(test_postpage_timeout),
-		cmocka_unit_test_teardown(test_send_page, line_reap),
-		cmocka_unit_test_teardown(test_wrong_recipient, line_reap),
-		cmocka_unit_test_teardown(test_busy, line_reap),
-		cmocka_unit_test_teardown(test_no_answer, line_reap),
+		cmocka_unit_test_teardown(test_send_page, faxline_reap),
+		cmocka_unit_test_teardown(test_wrong_recipient, faxline_reap),
+		cmocka_unit_test_teardown(test_busy, faxline_reap),
+		cmocka_unit_test_teardown(test_no_answer, faxline_reap),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -19,6 +19,8 @@
 
 #include "fax/page.h"
 
+#include "fax_decode.h"
+
 #define W FAX_PAGE_WIDTH
 #define H FAX_PAGE_HEIGHT
 #define MX FAX_PAGE_MARGIN_X
@@ -274,62 +276,7 @@ test_render_errors(void **state)
 	free(p);
 }
 
-/* ---- decoding with spandsp's receiver --------------------------------- */
-
-struct sink {
-	uint8_t *page;
-	int rows;
-	int bad;
-};
-
-static int
-sink_row(void *user_data, const uint8_t buf[], size_t len)
-{
-	struct sink *k = user_data;
-
-	if (len == 0)
-		return 0;
-	if (len != FAX_PAGE_STRIDE || k->rows >= H) {
-		k->bad = 1;
-		return 0;
-	}
-	memcpy(k->page + (size_t)k->rows * FAX_PAGE_STRIDE, buf, len);
-	k->rows++;
-	return 0;
-}
-
-static void
-decode(const uint8_t *enc, size_t len, int compression, uint8_t *page)
-{
-	struct sink k = { .page = page };
-	t4_rx_state_t *r;
-	t4_stats_t st;
-	char path[64];
-	int fd;
-
-	fd = memfd_create("test-fax-rx", MFD_CLOEXEC);
-	assert_true(fd >= 0);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	r = t4_rx_init(NULL, path, T4_COMPRESSION_ITU_T4_2D);
-	assert_non_null(r);
-	t4_rx_set_rx_encoding(r, compression == FAX_T4_1D ?
-	    T4_COMPRESSION_ITU_T4_1D : T4_COMPRESSION_ITU_T4_2D);
-	t4_rx_set_image_width(r, W);
-	t4_rx_set_x_resolution(r, T4_X_RESOLUTION_R8);
-	t4_rx_set_y_resolution(r, T4_Y_RESOLUTION_FINE);
-	t4_rx_set_row_write_handler(r, sink_row, &k);
-	assert_int_equal(t4_rx_start_page(r), 0);
-	/* RTC ends the page. */
-	assert_true(t4_rx_put_chunk(r, enc, (int)len));
-	t4_rx_end_page(r);
-	t4_rx_get_transfer_statistics(r, &st);
-	t4_rx_free(r);
-	close(fd);
-	assert_int_equal(k.bad, 0);
-	assert_int_equal(k.rows, H);
-	assert_int_equal(st.length, H);
-	assert_int_equal(st.bad_rows, 0);
-}
+/* ---- encoding, decoded back with spandsp's receiver ------------------- */
 
 static const char *card_page[12] = {
 	"TWINROUTE PAYMENT ORDER 000000000000A1F3",
@@ -363,7 +310,7 @@ round_trip(int compression, size_t *ret_len)
 	assert_int_equal(enc[1] & 0x0f, 0x08);
 	if (compression == FAX_T4_2D)	/* tag bit: first row is 1D */
 		assert_int_equal(enc[1] & 0x10, 0x10);
-	decode(enc, len, compression, q);
+	page_decode(enc, len, compression, q);
 	assert_memory_equal(p, q, FAX_PAGE_BYTES);
 
 	/* Exactly the bytes needed is enough; one fewer is not. */
@@ -418,14 +365,14 @@ test_encode_worst(void **state)
 		    0);
 		assert_true(len <= max);
 		print_message("worst %zu of %zu\n", len, max);
-		decode(enc, len, comp[i], q);
+		page_decode(enc, len, comp[i], q);
 		assert_memory_equal(p, q, FAX_PAGE_BYTES);
 		/* Blank page: tiny. */
 		memset(p, 0, FAX_PAGE_BYTES);
 		assert_int_equal(fax_page_encode(p, comp[i], enc, max, &len),
 		    0);
 		assert_true(len < 10 * 1024);
-		decode(enc, len, comp[i], q);
+		page_decode(enc, len, comp[i], q);
 		assert_memory_equal(p, q, FAX_PAGE_BYTES);
 	}
 	free(enc);

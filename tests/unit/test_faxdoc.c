@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +38,9 @@
 #include "vault/faxdoc.h"
 #include "vault/secmem.h"
 #include "vault/vault.h"
+
+#include "fax_decode.h"
+#include "tmpdir.h"
 
 #define FAX_PAGECHECK_NO_MAIN
 #include "../tools/fax_pagecheck.c"
@@ -426,60 +428,6 @@ test_secmem_pages(void **state)
 
 /* ---- fax_doc_compose ----------------------------------------------------- */
 
-struct sink {
-	uint8_t *page;
-	int rows;
-	int bad;
-};
-
-static int
-sink_row(void *user_data, const uint8_t buf[], size_t len)
-{
-	struct sink *k = user_data;
-
-	if (len == 0)
-		return 0;
-	if (len != FAX_PAGE_STRIDE || k->rows >= H) {
-		k->bad = 1;
-		return 0;
-	}
-	memcpy(k->page + (size_t)k->rows * FAX_PAGE_STRIDE, buf, len);
-	k->rows++;
-	return 0;
-}
-
-/* Decode a T.4 page with spandsp's receiver into PAGE. */
-static void
-decode(const uint8_t *enc, size_t len, int compression, uint8_t *page)
-{
-	struct sink k = {.page = page};
-	t4_rx_state_t *r;
-	t4_stats_t st;
-	char path[64];
-	int fd;
-
-	fd = memfd_create("test-faxdoc-rx", MFD_CLOEXEC);
-	assert_true(fd >= 0);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	r = t4_rx_init(NULL, path, T4_COMPRESSION_ITU_T4_2D);
-	assert_non_null(r);
-	t4_rx_set_rx_encoding(r, compression == FAX_T4_1D ?
-	    T4_COMPRESSION_ITU_T4_1D : T4_COMPRESSION_ITU_T4_2D);
-	t4_rx_set_image_width(r, W);
-	t4_rx_set_x_resolution(r, T4_X_RESOLUTION_R8);
-	t4_rx_set_y_resolution(r, T4_Y_RESOLUTION_FINE);
-	t4_rx_set_row_write_handler(r, sink_row, &k);
-	assert_int_equal(t4_rx_start_page(r), 0);
-	assert_true(t4_rx_put_chunk(r, enc, (int)len));
-	t4_rx_end_page(r);
-	t4_rx_get_transfer_statistics(r, &st);
-	t4_rx_free(r);
-	close(fd);
-	assert_int_equal(k.bad, 0);
-	assert_int_equal(k.rows, H);
-	assert_int_equal(st.bad_rows, 0);
-}
-
 /* DOC is the page of F under O: the same bytes as encoding it here. */
 static void
 check_doc(const struct fax_doc *d, const struct fax_page_opts *o,
@@ -503,10 +451,10 @@ check_doc(const struct fax_doc *d, const struct fax_page_opts *o,
 	assert_true(d->len_2d < d->len_1d);
 
 	/* And both decode back to the page. */
-	decode(d->t4_1d, d->len_1d, FAX_T4_1D, q);
+	page_decode(d->t4_1d, d->len_1d, FAX_T4_1D, q);
 	assert_memory_equal(p, q, FAX_PAGE_BYTES);
 	memset(q, 0, FAX_PAGE_BYTES);
-	decode(d->t4_2d, d->len_2d, FAX_T4_2D, q);
+	page_decode(d->t4_2d, d->len_2d, FAX_T4_2D, q);
 	assert_memory_equal(p, q, FAX_PAGE_BYTES);
 	free(enc);
 	free(p);
@@ -607,23 +555,13 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_faxdoc.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "faxdoc") < 0) {
 		free(f);
 		return -1;
 	}
@@ -646,7 +584,7 @@ teardown(void **state)
 
 	f->v = vault_close(f->v);
 	event_base_free(f->base);
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }

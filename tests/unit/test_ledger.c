@@ -2,7 +2,6 @@
 /* test_ledger.c -- a provider's ledger: period, states, totals, limits */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,8 @@
 #include "order/ledger.h"
 #include "order/order.h"
 #include "store/store.h"
+
+#include "tmpdir.h"
 
 #define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define DAY (86400ull * 1000)
@@ -274,15 +275,6 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -290,8 +282,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_ledger.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "ledger") < 0) {
 		free(f);
 		return -1;
 	}
@@ -312,7 +303,7 @@ teardown(void **state)
 	int r;
 
 	store_close(f->s);
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }

@@ -23,12 +23,14 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "fax/class1.h"
 #include "fax/modem.h"
 #include "fax/page.h"
 
-#define REMOTE_CSI "+81 3 1234 5678"
+#include "faxline_util.h"
+
 #define OUR_TSI "+1 555 0100"
 #define NUMBER "5551234"
 /* The longest a test lets the loop run for one call. */
@@ -42,42 +44,17 @@ static const char *const page_lines[] = {
 	"End of page",
 };
 
-static uint8_t *enc_1d, *enc_2d;
-static size_t len_1d, len_2d;
 static struct class1_page page_both, page_1d;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int
 group_setup(void **state)
 {
-	uint8_t *bitmap = malloc(FAX_PAGE_BYTES);
-	size_t max = fax_page_encoded_max();
-
 	(void)state;
-	enc_1d = malloc(max);
-	enc_2d = malloc(max);
-	if (bitmap == NULL || enc_1d == NULL || enc_2d == NULL) {
-		free(bitmap);
+	if (faxline_page_make(page_lines, ELEMENTSOF(page_lines),
+	    &page_both) < 0)
 		return -1;
-	}
-	if (fax_page_render(NULL, page_lines, ELEMENTSOF(page_lines), bitmap,
-	    FAX_PAGE_BYTES) != 0 ||
-	    fax_page_encode(bitmap, FAX_T4_1D, enc_1d, max, &len_1d) != 0 ||
-	    fax_page_encode(bitmap, FAX_T4_2D, enc_2d, max, &len_2d) != 0) {
-		free(bitmap);
-		return -1;
-	}
-	free(bitmap);
-	page_both = (struct class1_page){ enc_1d, len_1d, enc_2d, len_2d };
-	page_1d = (struct class1_page){ enc_1d, len_1d, NULL, 0 };
+	page_1d = (struct class1_page){ page_both.t4_1d, page_both.len_1d,
+	    NULL, 0 };
 	return 0;
 }
 
@@ -85,8 +62,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	free(enc_1d);
-	free(enc_2d);
+	faxline_page_free(&page_both);
 	return 0;
 }
 
@@ -210,135 +186,6 @@ call_and_wait(struct run *r, const char *expect, const struct class1_page *pg)
 	assert_int_equal(r->done, done + 1);
 }
 
-/* --- faxline ------------------------------------------------------------ */
-
-static pid_t live_pid = -1;
-static char live_dir[64];
-
-struct line {
-	char dir[64];
-	char link[96];
-	char tiffs[96];
-	pid_t pid;
-	int out;	/* faxline's stdout */
-	char json[1024];
-};
-
-static void
-rm_tree(const char *dir)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static void
-line_start(struct line *l, const char *extra)
-{
-	int p[2];
-	uint64_t until;
-
-	snprintf(l->dir, sizeof(l->dir), "/tmp/test-modem-XXXXXX");
-	assert_non_null(mkdtemp(l->dir));
-	snprintf(l->link, sizeof(l->link), "%s/tty", l->dir);
-	snprintf(l->tiffs, sizeof(l->tiffs), "%s/tiff", l->dir);
-	assert_int_equal(mkdir(l->tiffs, 0700), 0);
-	assert_int_equal(pipe(p), 0);
-	l->pid = fork();
-	assert_true(l->pid >= 0);
-	if (l->pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY);
-
-		dup2(p[1], 1);
-		if (devnull >= 0 && getenv("MODEM_VERBOSE") == NULL)
-			dup2(devnull, 2);
-		close(p[0]);
-		close(p[1]);
-		if (extra)
-			execl(FAXLINE_PATH, "faxline", "--fast", "--csi",
-			    REMOTE_CSI, "--tiff-dir", l->tiffs, "--link",
-			    l->link, "--verbose", extra, (char *)NULL);
-		else
-			execl(FAXLINE_PATH, "faxline", "--fast", "--csi",
-			    REMOTE_CSI, "--tiff-dir", l->tiffs, "--link",
-			    l->link, "--verbose", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	l->out = p[0];
-	live_pid = l->pid;
-	snprintf(live_dir, sizeof(live_dir), "%s", l->dir);
-	until = now_ms() + 10000;
-	for (;;) {
-		struct stat st;
-
-		if (lstat(l->link, &st) == 0)
-			break;
-		assert_true(now_ms() < until);
-		usleep(20000);
-	}
-}
-
-/* faxline's JSON line for the call it just had. */
-static void
-line_call(struct line *l)
-{
-	size_t n = 0;
-	uint64_t until = now_ms() + 15000;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = l->out, .events = POLLIN };
-		ssize_t r;
-
-		assert_true(now_ms() < until);
-		if (poll(&pfd, 1, 200) <= 0)
-			continue;
-		r = read(l->out, l->json + n, sizeof(l->json) - 1 - n);
-		assert_true(r > 0);
-		n += (size_t)r;
-		l->json[n] = '\0';
-		if (strchr(l->json, '\n'))
-			break;
-		assert_true(n < sizeof(l->json) - 1);
-	}
-	*strchr(l->json, '\n') = '\0';
-}
-
-static void
-assert_json(const struct line *l, const char *needle)
-{
-	if (strstr(l->json, needle) == NULL)
-		fail_msg("%s not in %s", needle, l->json);
-}
-
-static void
-line_stop(struct line *l)
-{
-	int st;
-
-	kill(l->pid, SIGTERM);
-	assert_int_equal(waitpid(l->pid, &st, 0), l->pid);
-	live_pid = -1;
-	close(l->out);
-	rm_tree(l->dir);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
-static int
-line_reap(void **state)
-{
-	(void)state;
-	if (live_pid > 0) {
-		kill(live_pid, SIGKILL);
-		waitpid(live_pid, NULL, 0);
-		live_pid = -1;
-		rm_tree(live_dir);
-	}
-	return 0;
-}
-
 /* --- options and parsing ------------------------------------------------ */
 
 static void
@@ -444,7 +291,7 @@ test_new_bad(void **state)
 	assert_int_equal(info.failed, 0);
 	assert_string_equal(info.last_result, "");
 	assert_string_equal(info.number, "");
-	assert_true(info.since_ms <= now_ms());
+	assert_true(info.since_ms <= clock_monotonic_ms());
 	m = modem_free(m);
 	assert_null(modem_free(NULL));
 	event_base_free(base);
@@ -661,6 +508,18 @@ pty_open(struct pty *p, struct run *r, enum script script)
 	assert_int_equal(event_add(p->ev, NULL), 0);
 }
 
+/* On a new loop, a call to a modem on a pty playing SCRIPT, run until it
+ * ends. */
+static void
+scripted_call(struct run *r, struct pty *p, enum script script,
+    unsigned speed, enum modem_flow flow)
+{
+	run_init(r);
+	pty_open(p, r, script);
+	run_modem(r, p->slave, speed, flow);
+	call_and_wait(r, NULL, &page_both);
+}
+
 static void
 test_silent_modem(void **state)
 {
@@ -668,10 +527,7 @@ test_silent_modem(void **state)
 	struct pty p;
 
 	(void)state;
-	run_init(&r);
-	pty_open(&p, &r, SCRIPT_SILENT);
-	run_modem(&r, p.slave, 0, MODEM_FLOW_XONXOFF);
-	call_and_wait(&r, NULL, &page_both);
+	scripted_call(&r, &p, SCRIPT_SILENT, 0, MODEM_FLOW_XONXOFF);
 	/* No OK to ATZ (5 s), then none to ATH0 (5 s). */
 	assert_int_equal(r.res.result, CLASS1_TIMEOUT);
 	assert_true(r.res.modem_fault);
@@ -695,10 +551,7 @@ test_scripted(void **state)
 	(void)state;
 	/* NO DIALTONE: dialed, a line failure, not the modem's. The tty is
 	 * raw, 8N1, CLOCAL, no XON/XOFF in the driver, at the speed set. */
-	run_init(&r);
-	pty_open(&p, &r, SCRIPT_NO_DIALTONE);
-	run_modem(&r, p.slave, 57600, MODEM_FLOW_XONXOFF);
-	call_and_wait(&r, NULL, &page_both);
+	scripted_call(&r, &p, SCRIPT_NO_DIALTONE, 57600, MODEM_FLOW_XONXOFF);
 	assert_int_equal(r.res.result, CLASS1_NO_DIALTONE);
 	assert_true(r.res.dialed);
 	assert_false(r.res.carrier);
@@ -724,10 +577,7 @@ test_scripted(void **state)
 	run_done(&r);
 
 	/* ERROR to ATD: the modem's fault, though dialed; RTS/CTS set. */
-	run_init(&r);
-	pty_open(&p, &r, SCRIPT_ATD_ERROR);
-	run_modem(&r, p.slave, 230400, MODEM_FLOW_RTSCTS);
-	call_and_wait(&r, NULL, &page_both);
+	scripted_call(&r, &p, SCRIPT_ATD_ERROR, 230400, MODEM_FLOW_RTSCTS);
 	assert_int_equal(r.res.result, CLASS1_MODEM_ERROR);
 	assert_true(r.res.dialed);
 	assert_true(r.res.modem_fault);
@@ -738,10 +588,7 @@ test_scripted(void **state)
 	run_done(&r);
 
 	/* The software modem dies before dialing... */
-	run_init(&r);
-	pty_open(&p, &r, SCRIPT_DIE_AT_INIT);
-	run_modem(&r, p.slave, 0, MODEM_FLOW_XONXOFF);
-	call_and_wait(&r, NULL, &page_both);
+	scripted_call(&r, &p, SCRIPT_DIE_AT_INIT, 0, MODEM_FLOW_XONXOFF);
 	assert_int_equal(r.res.result, CLASS1_MODEM_ERROR);
 	assert_string_equal(r.res.reason, "modem device closed");
 	assert_false(r.res.dialed);
@@ -751,10 +598,7 @@ test_scripted(void **state)
 	run_done(&r);
 
 	/* ... or after dialing: the dial counts. */
-	run_init(&r);
-	pty_open(&p, &r, SCRIPT_DIE_AT_DIAL);
-	run_modem(&r, p.slave, 0, MODEM_FLOW_XONXOFF);
-	call_and_wait(&r, NULL, &page_both);
+	scripted_call(&r, &p, SCRIPT_DIE_AT_DIAL, 0, MODEM_FLOW_XONXOFF);
 	assert_int_equal(r.res.result, CLASS1_MODEM_ERROR);
 	assert_string_equal(r.res.reason, "modem device closed");
 	assert_true(r.res.dialed);
@@ -767,15 +611,15 @@ test_scripted(void **state)
 static void
 test_send_page(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct run r;
 	struct modem_info info;
 
 	(void)state;
-	line_start(&l, NULL);
+	faxline_start(&l, "modem", NULL);
 	run_init(&r);
 	run_modem(&r, l.link, 0, MODEM_FLOW_XONXOFF);
-	call_and_wait(&r, REMOTE_CSI, &page_both);
+	call_and_wait(&r, FAXLINE_CSI, &page_both);
 	if (r.res.result != CLASS1_OK)
 		fail_msg("result %s: %s", class1_strresult(r.res.result),
 		    r.res.reason);
@@ -786,14 +630,14 @@ test_send_page(void **state)
 	assert_false(r.res.modem_fault);
 	assert_int_equal(r.res.bps, 14400);
 	assert_int_equal(r.res.compression, 2);
-	assert_string_equal(r.res.remote_csi, REMOTE_CSI);
+	assert_string_equal(r.res.remote_csi, FAXLINE_CSI);
 	assert_true(r.res.duration_ms > 0);
 	assert_int_equal(r.phases, 1);
 	assert_int_equal(r.phase_state, MODEM_SENDING);
 	assert_int_equal(r.done_state, MODEM_IDLE);
-	line_call(&l);
-	assert_json(&l, "\"result\":\"OK\"");
-	assert_json(&l, "\"pages\":1,");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"OK\"");
+	faxline_assert_json(&l, "\"pages\":1,");
 
 	/* The device is opened anew: a second call, 1-D only. */
 	r.phases = 0;
@@ -804,8 +648,8 @@ test_send_page(void **state)
 	assert_int_equal(r.res.compression, 1);
 	assert_int_equal(r.res.pages, 1);
 	assert_int_equal(r.phases, 1);
-	line_call(&l);
-	assert_json(&l, "\"result\":\"OK\"");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"OK\"");
 	modem_info(r.m, &info);
 	assert_int_equal(info.state, MODEM_IDLE);
 	assert_int_equal(info.calls, 2);
@@ -815,17 +659,17 @@ test_send_page(void **state)
 	assert_string_equal(info.last_reason, "sent");
 	assert_string_equal(info.number, "");
 	run_done(&r);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_busy(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct run r;
 
 	(void)state;
-	line_start(&l, "--busy");
+	faxline_start(&l, "modem", "--busy");
 	run_init(&r);
 	run_modem(&r, l.link, 0, MODEM_FLOW_XONXOFF);
 	r.free_in_done = true;	/* the callback may free the modem */
@@ -838,20 +682,20 @@ test_busy(void **state)
 	assert_int_equal(r.res.pages, 0);
 	assert_int_equal(r.phases, 0);
 	assert_int_equal(r.done_state, MODEM_IDLE);
-	line_call(&l);
-	assert_json(&l, "\"result\":\"BUSY\"");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"result\":\"BUSY\"");
 	run_done(&r);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_wrong_recipient(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct run r;
 
 	(void)state;
-	line_start(&l, NULL);
+	faxline_start(&l, "modem", NULL);
 	run_init(&r);
 	run_modem(&r, l.link, 0, MODEM_FLOW_XONXOFF);
 	call_and_wait(&r, "+81 3 9999 0000", &page_both);
@@ -860,25 +704,25 @@ test_wrong_recipient(void **state)
 	assert_true(r.res.dialed);
 	assert_true(r.res.carrier);
 	assert_false(r.res.modem_fault);
-	assert_string_equal(r.res.remote_csi, REMOTE_CSI);
+	assert_string_equal(r.res.remote_csi, FAXLINE_CSI);
 	assert_non_null(strstr(r.res.reason, "9999"));
 	assert_int_equal(r.phases, 0);
 	assert_int_equal(r.done_state, MODEM_IDLE);
-	line_call(&l);
-	assert_json(&l, "\"pages\":0,");
-	assert_json(&l, "\"tiff\":null");
+	faxline_call(&l);
+	faxline_assert_json(&l, "\"pages\":0,");
+	faxline_assert_json(&l, "\"tiff\":null");
 	run_done(&r);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 static void
 test_free_in_call(void **state)
 {
-	struct line l;
+	struct faxline l;
 	struct run r;
 
 	(void)state;
-	line_start(&l, NULL);
+	faxline_start(&l, "modem", NULL);
 	run_init(&r);
 	run_modem(&r, l.link, 0, MODEM_FLOW_XONXOFF);
 	r.break_in_phase = true;
@@ -895,7 +739,7 @@ test_free_in_call(void **state)
 	assert_int_equal(r.done, 0);
 	assert_int_equal(r.phases, 1);
 	run_done(&r);
-	line_stop(&l);
+	faxline_stop(&l);
 }
 
 int
@@ -907,10 +751,10 @@ main(void)
 		cmocka_unit_test(test_open_fails),
 		cmocka_unit_test(test_scripted),
 		cmocka_unit_test(test_silent_modem),
-		cmocka_unit_test_teardown(test_send_page, line_reap),
-		cmocka_unit_test_teardown(test_busy, line_reap),
-		cmocka_unit_test_teardown(test_wrong_recipient, line_reap),
-		cmocka_unit_test_teardown(test_free_in_call, line_reap),
+		cmocka_unit_test_teardown(test_send_page, faxline_reap),
+		cmocka_unit_test_teardown(test_busy, faxline_reap),
+		cmocka_unit_test_teardown(test_wrong_recipient, faxline_reap),
+		cmocka_unit_test_teardown(test_free_in_call, faxline_reap),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -2,7 +2,6 @@
 /* test_order.c -- transitions, history, outbox, idempotency, order ids */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,8 @@
 #include "order/order.h"
 #include "store/store.h"
 
+#include "tmpdir.h"
+
 #define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define N_STATES 14
 
@@ -26,15 +27,6 @@ struct fixture {
 	char path[96];
 	struct store *s;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static struct store *
 open_store(const struct fixture *f)
@@ -53,8 +45,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_order.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "order") < 0) {
 		free(f);
 		return -1;
 	}
@@ -71,7 +62,7 @@ teardown(void **state)
 	int r;
 
 	store_close(f->s);
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }
@@ -390,6 +381,111 @@ test_confirmation_outboxes(void **state)
 	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
 }
 
+#define FX(x) TWINROUTE__FAX_STATE__FAX_##x
+
+/* Move order id's fax track to `to`; the function's result. */
+static int
+fax_move(struct store *s, uint64_t id, fax_state to, uint64_t now)
+{
+	struct store_txn *txn;
+	Order *o;
+	int r;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(order_get(txn, id, &o), 0);
+	r = order_fax_enter(txn, o, to, "fax: test", now);
+	if (r == 0)
+		assert_int_equal(store_txn_commit(txn, NULL), 0);
+	else
+		store_txn_abort(txn);
+	twinroute__order__free_unpacked(o, NULL);
+	return r;
+}
+
+static void
+confirm_order(struct store *s, uint64_t id)
+{
+	assert_int_equal(move(s, id, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_int_equal(move(s, id, S(AWAITING_CONFIRMATION), "sent", 2100),
+	    0);
+	assert_int_equal(move(s, id, S(CONFIRMED), "reply", 3000), 0);
+}
+
+static void
+test_fax_track(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t id = make_order(f->s, "100001"), id2;
+	Twinroute__Store__DispatchJob *job = NULL;
+	struct store_txn *txn;
+	uint8_t key[8];
+	Order *o;
+
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(id >> (56 - 8 * i));
+	/* No fax before the confirmation; the table forbids a start. */
+	o = load(f->s, id);
+	assert_int_equal(o->fax_state, FX(NONE));
+	twinroute__order__free_unpacked(o, NULL);
+	assert_int_equal(fax_move(f->s, id, FX(DIALING), 1500),
+	    -ORDER_EFORBIDDEN);
+	confirm_order(f->s, id);
+	o = load(f->s, id);
+	assert_int_equal(o->fax_state, FX(QUEUED));
+	twinroute__order__free_unpacked(o, NULL);
+
+	/* QUEUED -> DIALING -> SENDING -> QUEUED (a retry keeps the job
+	 * and its counters) -> ... -> SENT (the job goes). */
+	assert_int_equal(fax_move(f->s, id, FX(SENT), 3100),
+	    -ORDER_EFORBIDDEN);
+	assert_int_equal(fax_move(f->s, id, FX(DIALING), 3100), 0);
+	assert_int_equal(fax_move(f->s, id, FX(SENDING), 3200), 0);
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(order_fax_job_get(txn, id, &job), 0);
+	job->dials = 1;
+	assert_int_equal(order_fax_job_put(txn, job), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	twinroute__store__dispatch_job__free_unpacked(job, NULL);
+	assert_int_equal(fax_move(f->s, id, FX(QUEUED), 3300), 0);
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_fax_job_get(txn, id, &job), 0);
+	store_txn_abort(txn);
+	assert_int_equal(job->dials, 1);
+	twinroute__store__dispatch_job__free_unpacked(job, NULL);
+	assert_int_equal(fax_move(f->s, id, FX(DIALING), 3400), 0);
+	assert_int_equal(fax_move(f->s, id, FX(SENDING), 3500), 0);
+	assert_int_equal(fax_move(f->s, id, FX(SENT), 3600), 0);
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+	assert_int_equal(fax_move(f->s, id, FX(QUEUED), 3700),
+	    -ORDER_EFORBIDDEN);
+	o = load(f->s, id);
+	assert_int_equal(o->fax_state, FX(SENT));
+	/* The history records the fax steps beside the main state. */
+	assert_int_equal(o->history[o->n_history - 1]->fax, FX(SENT));
+	assert_int_equal(o->history[o->n_history - 1]->state, S(CONFIRMED));
+	twinroute__order__free_unpacked(o, NULL);
+
+	/* FAILED drops the job; the admin's retry makes a fresh one. */
+	id2 = make_order(f->s, "100001");
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(id2 >> (56 - 8 * i));
+	confirm_order(f->s, id2);
+	assert_int_equal(fax_move(f->s, id2, FX(DIALING), 4000), 0);
+	assert_int_equal(fax_move(f->s, id2, FX(FAILED), 4100), 0);
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+	assert_int_equal(fax_move(f->s, id2, FX(QUEUED), 4200), 0);
+	assert_true(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+
+	/* Cancelling the order cancels a job only queued. */
+	assert_int_equal(move(f->s, id2, S(CANCELLED), "member: cancel", 4300),
+	    0);
+	o = load(f->s, id2);
+	assert_int_equal(o->fax_state, FX(CANCELLED));
+	twinroute__order__free_unpacked(o, NULL);
+	assert_false(has_key(f->s, STORE_DB_OUTBOX_FAX, key, 8));
+	assert_string_equal(order_strfax(FX(SENDING)), "FAX_SENDING");
+}
+
 static void
 test_idempotency(void **state)
 {
@@ -529,6 +625,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_confirmation_outboxes,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fax_track, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,

@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,6 +39,8 @@
 
 #include "common/macro.h"
 #include "mail/smtp.h"
+
+#include "tmpdir.h"
 
 #define SMTP_SINK "/usr/sbin/smtp-sink"
 #define OPENSSL_BIN "/usr/bin/openssl"
@@ -73,15 +74,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 /* A loopback socket bound to a free port, listening or not. */
@@ -459,8 +451,7 @@ setup(void **state)
 	if (!f)
 		return -1;
 	f->hang_fd = -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_smtp.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "smtp") < 0) {
 		free(f);
 		return -1;
 	}
@@ -485,7 +476,7 @@ teardown(void **state)
 	if (f->hang_fd >= 0)
 		close(f->hang_fd);
 	event_base_free(f->base);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* test_store.c -- unit tests for the LMDB store and its group commit */
 #include <errno.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +20,8 @@
 #include "store.pb-c.h"
 #include "store/store.h"
 
+#include "tmpdir.h"
+
 #define MAP_SIZE_DEFAULT (8u << 20)
 
 struct fixture {
@@ -29,23 +30,13 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "store") < 0) {
 		free(f);
 		return -1;
 	}
@@ -60,7 +51,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	int r;
 
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }

@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +34,8 @@
 #include "vault/secmem.h"
 #include "vault/vault.h"
 #include "vault/vault_int.h"
+
+#include "tmpdir.h"
 
 #define VISA "4111111111111111"
 #define MASTERCARD "5555555555554444"
@@ -70,23 +71,13 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_vault.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "vault") < 0) {
 		free(f);
 		return -1;
 	}
@@ -109,7 +100,7 @@ teardown(void **state)
 
 	f->v = vault_close(f->v);
 	event_base_free(f->base);
-	r = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	r = tmpdir_remove(f->dir);
 	free(f);
 	return r;
 }

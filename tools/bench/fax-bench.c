@@ -18,21 +18,13 @@
 #include <time.h>
 
 #include "bench/fax-bench.h"
+#include "common/clock.h"
 #include "fax/page.h"
 #include "vault/faxdoc.h"
 #include "vault/secmem.h"
 
 #define FAX_BENCH_DEFAULT 50
 #define FAX_BENCH_MAX 100000
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static int
 cmp_u64(const void *a, const void *b)
@@ -166,18 +158,18 @@ fax_bench_main(int argc, char **argv)
 
 		for (int k = 0; k < n_lines; k++)
 			ptrs[k] = lines[k];
-		t0 = mono_us();
+		t0 = clock_monotonic_us();
 		e = fax_page_render(&po, ptrs, (size_t)n_lines, bitmap,
 		    FAX_PAGE_BYTES);
-		t1 = mono_us();
+		t1 = clock_monotonic_us();
 		if (e == 0)
 			e = fax_page_encode(bitmap, FAX_T4_1D, out, out_max,
 			    &len_1d);
-		t2 = mono_us();
+		t2 = clock_monotonic_us();
 		if (e == 0)
 			e = fax_page_encode(bitmap, FAX_T4_2D, out, out_max,
 			    &len_2d);
-		t3 = mono_us();
+		t3 = clock_monotonic_us();
 		if (e < 0) {
 			fprintf(stderr, "twinroute-bench: page: %s\n",
 			    strerror(-e));
@@ -186,9 +178,9 @@ fax_bench_main(int argc, char **argv)
 		t_render[i] = t1 - t0;
 		t_1d[i] = t2 - t1;
 		t_2d[i] = t3 - t2;
-		t0 = mono_us();
+		t0 = clock_monotonic_us();
 		e = fax_doc_compose(&po, &fields, &doc);
-		t_all[i] = mono_us() - t0;
+		t_all[i] = clock_monotonic_us() - t0;
 		if (e < 0) {
 			fprintf(stderr, "twinroute-bench: compose: %s\n",
 			    strerror(-e));

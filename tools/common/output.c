@@ -632,6 +632,16 @@ out_order_state_names(char *buf, size_t size)
 	return buf;
 }
 
+const char *
+out_fax_state(Twinroute__FaxState s)
+{
+	const ProtobufCEnumValue *v;
+
+	v = protobuf_c_enum_descriptor_get_value(
+	    &twinroute__fax_state__descriptor, (int)s);
+	return v ? v->name : "?";
+}
+
 char *
 out_order_line(const Twinroute__Order *o, char *buf, size_t size)
 {
@@ -670,6 +680,12 @@ json_history(Twinroute__OrderTransition *const *v, size_t n)
 		    { "unix_ms", json_object_new_uint64(v[i]->unix_ms) },
 		    { "cause", out_json_string(v[i]->cause) });
 
+		if (t && v[i]->fax != TWINROUTE__FAX_STATE__FAX_NONE &&
+		    json_object_object_add(t, "fax",
+		    out_json_string(out_fax_state(v[i]->fax))) < 0) {
+			json_object_put(t);
+			t = NULL;
+		}
 		if (!t || json_object_array_add(a, t) < 0) {
 			json_object_put(t);
 			json_object_put(a);
@@ -679,13 +695,33 @@ json_history(Twinroute__OrderTransition *const *v, size_t n)
 	return a;
 }
 
+static json_object *
+json_fax_report(const Twinroute__FaxReport *r)
+{
+	return OUT_JSON_OBJECT(
+	    { "result", out_json_string(r->result) },
+	    { "reason", out_json_string(r->reason) },
+	    { "remote_csi", out_json_string(r->remote_csi) },
+	    { "bps", json_object_new_int64(r->bps) },
+	    { "pages", json_object_new_int64(r->pages) },
+	    { "duration_ms", json_object_new_uint64(r->duration_ms) },
+	    { "modem", out_json_string(r->modem) },
+	    { "compression", json_object_new_int64(r->compression) },
+	    { "page_unix", json_object_new_int64(r->page_unix) },
+	    { "unix_ms", json_object_new_uint64(r->unix_ms) },
+	    { "dials", json_object_new_int64(r->dials) },
+	    { "tries", json_object_new_int64(r->tries) },
+	    { "fax_ref", out_json_string(r->fax_ref) });
+}
+
 json_object *
 out_json_order(const Twinroute__Order *o)
 {
 	const char *currency = o->amount ? o->amount->currency :
 	    o->unit_price ? o->unit_price->currency : "";
+	json_object *j, *fax = NULL;
 
-	return OUT_JSON_OBJECT(
+	j = OUT_JSON_OBJECT(
 	    { "id", json_object_new_uint64(o->id) },
 	    { "member", out_json_string(o->member) },
 	    { "service_id", out_json_string(o->service_id) },
@@ -706,6 +742,22 @@ out_json_order(const Twinroute__Order *o)
 	    { "created_unix_ms", json_object_new_uint64(o->created_unix_ms) },
 	    { "updated_unix_ms", json_object_new_uint64(o->updated_unix_ms) },
 	    { "history", json_history(o->history, o->n_history) });
+	if (!j)
+		return NULL;
+	/* No call yet: "fax" is JSON null. */
+	if (o->fax && !(fax = json_fax_report(o->fax)))
+		goto fail;
+	if (json_object_object_add(j, "fax", fax) < 0) {
+		json_object_put(fax);
+		goto fail;
+	}
+	if (json_object_object_add(j, "fax_state",
+	    out_json_string(out_fax_state(o->fax_state))) < 0)
+		goto fail;
+	return j;
+fail:
+	json_object_put(j);
+	return NULL;
 }
 
 const char *

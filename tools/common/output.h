@@ -88,6 +88,9 @@ const char *out_order_state(Twinroute__OrderState s);
 int out_order_state_parse(const char *name, Twinroute__OrderState *ret);
 /* Every state's name, separated by ", ", for messages. Returns buf. */
 char *out_order_state_names(char *buf, size_t size);
+/* A fax track's state as the daemon names it: "FAX_QUEUED"; "?" for a
+ * number this build does not know. */
+const char *out_fax_state(Twinroute__FaxState s);
 /*
  * An order in a line: "order 42 AUTHORIZED: 2 x Fuji day tour, 29000 JPY,
  * visa ending 1111", "order 43 DECLINED: LIMIT". Returns buf.
@@ -97,8 +100,11 @@ char *out_order_line(const Twinroute__Order *o, char *buf, size_t size);
  * An order as JSON: id, member, service_id, provider_id, service_name,
  * quantity, unit_price and amount (integer minor units), currency, note,
  * state (its name), card_brand, card_last4, decline_reason,
- * idempotency_key, created_unix_ms, updated_unix_ms and history (an
- * array of { state, unix_ms, cause }).
+ * idempotency_key, created_unix_ms, updated_unix_ms, history (an array of
+ * { state, unix_ms, cause }, and fax, its fax state, in an entry that
+ * holds one), fax (the card fax's last call: result, reason, remote_csi,
+ * bps, pages, duration_ms, modem, compression, page_unix, unix_ms, dials,
+ * tries, fax_ref; null if none) and fax_state.
  */
 json_object *out_json_order(const Twinroute__Order *o);
 /* out_time() of a time in milliseconds since the epoch. */

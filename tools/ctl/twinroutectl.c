@@ -1777,17 +1777,6 @@ build_order_list(struct run *run)
 	return CLI_GO_ON;
 }
 
-/* "FAX_QUEUED", ...: a fax track's state as the daemon names it. */
-static const char *
-fax_state_name(Twinroute__FaxState st)
-{
-	const ProtobufCEnumValue *v;
-
-	v = protobuf_c_enum_descriptor_get_value(
-	    &twinroute__fax_state__descriptor, (int)st);
-	return v ? v->name : "?";
-}
-
 /* Does the order have a card fax track to show? */
 static bool
 order_has_fax(const Twinroute__Order *o)
@@ -1821,68 +1810,6 @@ fax_call_time(uint64_t ms, char *buf, size_t size)
 	return out_duration(ms / 1000, buf, size);
 }
 
-static json_object *
-json_fax_report(const Twinroute__FaxReport *r)
-{
-	return OUT_JSON_OBJECT(
-	    { "result", out_json_string(r->result) },
-	    { "reason", out_json_string(r->reason) },
-	    { "remote_csi", out_json_string(r->remote_csi) },
-	    { "bps", json_object_new_int64(r->bps) },
-	    { "pages", json_object_new_int64(r->pages) },
-	    { "duration_ms", json_object_new_uint64(r->duration_ms) },
-	    { "modem", out_json_string(r->modem) },
-	    { "compression", json_object_new_int64(r->compression) },
-	    { "page_unix", json_object_new_int64(r->page_unix) },
-	    { "unix_ms", json_object_new_uint64(r->unix_ms) },
-	    { "dials", json_object_new_int64(r->dials) },
-	    { "tries", json_object_new_int64(r->tries) },
-	    { "fax_ref", out_json_string(r->fax_ref) });
-}
-
-/*
- * An order as JSON: out_json_order() and its card fax: fax_state, fax
- * (the last call's report, null if none) and, in each history entry that
- * holds one, its fax state.
- */
-static json_object *
-json_order(const Twinroute__Order *o)
-{
-	json_object *j = out_json_order(o), *h, *r = NULL;
-
-	if (!j)
-		return NULL;
-	if (o->fax && !(r = json_fax_report(o->fax)))
-		goto fail;
-	/* A NULL value is JSON null. */
-	if (json_object_object_add(j, "fax", r) < 0) {
-		json_object_put(r);
-		goto fail;
-	}
-	if (json_object_object_add(j, "fax_state",
-	    json_object_new_string(fax_state_name(o->fax_state))) < 0)
-		goto fail;
-	if (json_object_object_get_ex(j, "history", &h) &&
-	    json_object_is_type(h, json_type_array)) {
-		for (size_t i = 0; i < o->n_history &&
-		    i < json_object_array_length(h); i++) {
-			json_object *t = json_object_array_get_idx(h, i);
-
-			if (o->history[i]->fax ==
-			    TWINROUTE__FAX_STATE__FAX_NONE)
-				continue;
-			if (json_object_object_add(t, "fax",
-			    json_object_new_string(fax_state_name(
-			    o->history[i]->fax))) < 0)
-				goto fail;
-		}
-	}
-	return j;
-fail:
-	json_object_put(j);
-	return NULL;
-}
-
 /* The card fax lines of an order: its track, and its last call if any. */
 static void
 print_fax_lines(const Twinroute__Order *o, int kw)
@@ -1890,7 +1817,7 @@ print_fax_lines(const Twinroute__Order *o, int kw)
 	const Twinroute__FaxReport *r = o->fax;
 	char buf[OUT_BUF_SIZE];
 
-	out_kv(stdout, kw, "fax", "%s", fax_state_name(o->fax_state));
+	out_kv(stdout, kw, "fax", "%s", out_fax_state(o->fax_state));
 	if (!r)
 		return;
 	if (r->fax_ref && *r->fax_ref)
@@ -1927,7 +1854,7 @@ print_orders_json(Twinroute__Order *const *v, size_t n)
 	json_object *a = json_object_new_array();
 
 	for (size_t i = 0; a && i < n; i++) {
-		json_object *o = json_order(v[i]);
+		json_object *o = out_json_order(v[i]);
 
 		if (!o || json_object_array_add(a, o) < 0) {
 			json_object_put(o);
@@ -2002,7 +1929,7 @@ print_history(const Twinroute__Order *o)
 		const char *row[] = { out_time_ms(h->unix_ms, buf, sizeof(buf)),
 		    out_order_state(h->state), h->fax ==
 		    TWINROUTE__FAX_STATE__FAX_NONE ? "-" :
-		    fax_state_name(h->fax), h->cause };
+		    out_fax_state(h->fax), h->cause };
 		const char *row_nf[] = { row[0], row[1], row[3] };
 
 		if (out_table_add(t, fax ? row : row_nf) < 0)
@@ -2022,7 +1949,7 @@ print_order_show(const struct ctx *ctx, const struct run *run)
 	if (!o)
 		return CLI_EXIT_UNREACHABLE;
 	if (ctx->json)
-		return cli_print_json(json_order(o));
+		return cli_print_json(out_json_order(o));
 	out_kv(stdout, kw, "id", "%" PRIu64, o->id);
 	out_kv(stdout, kw, "member", "%s", o->member);
 	out_kv(stdout, kw, "service", "%s (%s)", o->service_name,
@@ -2061,7 +1988,7 @@ print_order_cancelled(const struct ctx *ctx, const struct run *run)
 	if (!ctx->json)
 		return print_done("order", run->pos[0], "cancelled");
 	o = reply_order(ctx, run);
-	return o ? cli_print_json(json_order(o)) : CLI_EXIT_UNREACHABLE;
+	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
 }
 
 static int
@@ -2073,7 +2000,7 @@ print_confirmation_resent(const struct ctx *ctx, const struct run *run)
 		return print_done("order", run->pos[0],
 		    "queued for a new confirmation");
 	o = reply_order(ctx, run);
-	return o ? cli_print_json(json_order(o)) : CLI_EXIT_UNREACHABLE;
+	return o ? cli_print_json(out_json_order(o)) : CLI_EXIT_UNREACHABLE;
 }
 
 static json_object *
@@ -2198,7 +2125,7 @@ json_add_nullable(json_object *o, const char *key, json_object *value)
 	return 0;
 }
 
-/* What provider cert and provider token print with --json. */
+/* What provider cert, token and fax-ident print with --json. */
 static int
 print_provider_json_ack(const char *id, const char *key, json_object *value,
     bool removed)
@@ -2214,6 +2141,18 @@ print_provider_json_ack(const char *id, const char *key, json_object *value,
 	if (json_add_nullable(o, key, value) < 0)
 		return cli_fail("out of memory");
 	return cli_print_json(TAKE_PTR(o));
+}
+
+/* What provider cert, token and fax-ident print after --remove: KEY null
+ * with --json, else "provider ID: WHAT". */
+static int
+print_provider_removed(const struct ctx *ctx, const struct run *run,
+    const char *key, const char *what)
+{
+	if (ctx->json)
+		return print_provider_json_ack(run->pos[0], key, NULL, true);
+	printf("provider %s: %s\n", run->pos[0], what);
+	return CLI_EXIT_OK;
 }
 
 /* Lowercase hex, no colons. buf: 2 * n + 1 bytes. */
@@ -2303,18 +2242,34 @@ read_cert(struct run *run, const char *file)
 	return CLI_GO_ON;
 }
 
+/*
+ * provider cert and fax-ident: WHAT (the second argument) or --remove, one
+ * of the two, into req.remove. CLI_GO_ON, else CLI_EXIT_USAGE after the
+ * message.
+ */
 static int
-build_provider_cert(struct run *run)
+build_pin_or_remove(struct run *run, const char *what)
 {
 	bool remove = run->flags & FLAG_REMOVE;
 
 	if (remove && run->pos[1])
-		return args_cmd_error(&run->a, "FILE or --remove: one or the "
-		    "other");
+		return args_cmd_error(&run->a, "%s or --remove: one or the "
+		    "other", what);
 	if (!remove && !run->pos[1])
-		return args_cmd_error(&run->a, "missing FILE (or --remove)");
+		return args_cmd_error(&run->a, "missing %s (or --remove)",
+		    what);
 	run->req.remove = remove;
-	return remove ? CLI_GO_ON : read_cert(run, run->pos[1]);
+	return CLI_GO_ON;
+}
+
+static int
+build_provider_cert(struct run *run)
+{
+	int r = build_pin_or_remove(run, "FILE");
+
+	if (r != CLI_GO_ON || run->req.remove)
+		return r;
+	return read_cert(run, run->pos[1]);
 }
 
 static int
@@ -2323,13 +2278,9 @@ print_provider_cert(const struct ctx *ctx, const struct run *run)
 	const Twinroute__Ctl__CtlResponse *resp = run->resp;
 	char fp[2 * 32 + 1];
 
-	if (run->req.remove) {
-		if (ctx->json)
-			return print_provider_json_ack(run->pos[0],
-			    "cert_sha256", NULL, true);
-		printf("provider %s: certificate pin removed\n", run->pos[0]);
-		return CLI_EXIT_OK;
-	}
+	if (run->req.remove)
+		return print_provider_removed(ctx, run, "cert_sha256",
+		    "certificate pin removed");
 	if (resp->cert_sha256.len != 32)
 		return cli_fail("%s: the reply carries no fingerprint",
 		    ctx->socket);
@@ -2353,13 +2304,9 @@ print_provider_token(const struct ctx *ctx, const struct run *run)
 {
 	const char *token = run->resp->provider_token;
 
-	if (run->req.remove) {
-		if (ctx->json)
-			return print_provider_json_ack(run->pos[0], "token",
-			    NULL, true);
-		printf("provider %s: token removed\n", run->pos[0]);
-		return CLI_EXIT_OK;
-	}
+	if (run->req.remove)
+		return print_provider_removed(ctx, run, "token",
+		    "token removed");
 	if (!token || !*token)
 		return cli_fail("%s: the reply carries no token", ctx->socket);
 	if (ctx->json)
@@ -2449,6 +2396,19 @@ json_dispatch(const Twinroute__Ctl__DispatchQueueEntry *e)
 	    { "created_unix_ms", json_object_new_uint64(e->created_unix_ms) });
 }
 
+/* Under a queue's table: "3 fax jobs waiting", or "1200 fax jobs waiting;
+ * the first 1000 shown" when the reply holds n of total. */
+static void
+print_waiting(uint64_t total, size_t n, const char *one, const char *many)
+{
+	if (n < total)
+		printf("%" PRIu64 " %s waiting; the first %zu shown\n", total,
+		    many, n);
+	else
+		printf("%" PRIu64 " %s waiting\n", total,
+		    total == 1 ? one : many);
+}
+
 static int
 print_queue_provider(const struct ctx *ctx, const struct run *run)
 {
@@ -2487,12 +2447,7 @@ print_queue_provider(const struct ctx *ctx, const struct run *run)
 			return cli_fail("out of memory");
 	}
 	out_table_print(t, stdout);
-	if (n < total)
-		printf("%" PRIu64 " dispatches waiting; the first %zu shown\n",
-		    total, n);
-	else
-		printf("%" PRIu64 " dispatch%s waiting\n", total,
-		    total == 1 ? "" : "es");
+	print_waiting(total, n, "dispatch", "dispatches");
 	return CLI_EXIT_OK;
 }
 
@@ -2845,54 +2800,41 @@ print_ledger(const struct ctx *ctx, const struct run *run)
 
 /* ---- the card route: fax ident, fax jobs, modems -------------------- */
 
-/*
- * A CSI a fax can announce: 1 to CLASS1_IDENT_MAX printable ASCII
- * characters, not only spaces (idents are compared ignoring spaces).
- * CLI_GO_ON, else CLI_EXIT_USAGE after the message.
- */
+/* A CSI a fax can announce (ctl_fax_ident_check). CLI_GO_ON, else
+ * CLI_EXIT_USAGE after the message. */
 static int
 check_fax_ident(const struct run *run, const char *csi)
 {
-	size_t n = strlen(csi);
-	bool seen = false;
+	size_t pos = 0;
 
-	if (n == 0)
+	switch (ctl_fax_ident_check(csi, &pos)) {
+	case 0:
+		return CLI_GO_ON;
+	case -ENODATA:
 		return args_cmd_error(&run->a, "the CSI is empty (to unpin it, "
 		    "give --remove)");
-	if (n > CLASS1_IDENT_MAX)
+	case -E2BIG:
 		return args_cmd_error(&run->a, "CSI '%s': %zu characters; a "
-		    "fax ident holds at most %d", csi, n, CLASS1_IDENT_MAX);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)csi[i];
-
-		if (c < 0x20 || c > 0x7e)
-			return args_cmd_error(&run->a, "the CSI must be "
-			    "printable ASCII (digits, '+', spaces, letters): "
-			    "character %zu is not", i + 1);
-		if (c != ' ')
-			seen = true;
-	}
-	if (!seen)
+		    "fax ident holds at most %d", csi, strlen(csi),
+		    CLASS1_IDENT_MAX);
+	case -EILSEQ:
+		return args_cmd_error(&run->a, "the CSI must be printable "
+		    "ASCII (digits, '+', spaces, letters): character %zu is "
+		    "not", pos);
+	default:
 		return args_cmd_error(&run->a, "the CSI holds only spaces");
-	return CLI_GO_ON;
+	}
 }
 
 static int
 build_provider_fax_ident(struct run *run)
 {
-	bool remove = run->flags & FLAG_REMOVE;
-	int r;
+	int r = build_pin_or_remove(run, "CSI");
 
-	if (remove && run->pos[1])
-		return args_cmd_error(&run->a, "CSI or --remove: one or the "
-		    "other");
-	if (!remove && !run->pos[1])
-		return args_cmd_error(&run->a, "missing CSI (or --remove)");
-	run->req.remove = remove;
-	if (remove)
-		return CLI_GO_ON;
+	if (r != CLI_GO_ON || run->req.remove)
+		return r;
 	r = check_fax_ident(run, run->pos[1]);
-	if (r >= 0)
+	if (r != CLI_GO_ON)
 		return r;
 	run->req.fax_ident = run->pos[1];
 	return CLI_GO_ON;
@@ -2903,14 +2845,9 @@ print_provider_fax_ident(const struct ctx *ctx, const struct run *run)
 {
 	const char *ident = run->resp->fax_ident;
 
-	if (run->req.remove) {
-		if (ctx->json)
-			return print_provider_json_ack(run->pos[0], "fax_ident",
-			    NULL, true);
-		printf("provider %s: fax ident pin removed; its fax may "
-		    "announce any CSI\n", run->pos[0]);
-		return CLI_EXIT_OK;
-	}
+	if (run->req.remove)
+		return print_provider_removed(ctx, run, "fax_ident",
+		    "fax ident pin removed; its fax may announce any CSI");
 	if (!ident || !*ident)
 		return cli_fail("%s: the reply carries no fax ident",
 		    ctx->socket);
@@ -3050,12 +2987,7 @@ print_queue_fax(const struct ctx *ctx, const struct run *run)
 				return cli_fail("out of memory");
 		}
 		out_table_print(t, stdout);
-		if (n < total)
-			printf("%" PRIu64 " fax jobs waiting; the first %zu "
-			    "shown\n", total, n);
-		else
-			printf("%" PRIu64 " fax job%s waiting\n", total,
-			    total == 1 ? "" : "s");
+		print_waiting(total, n, "fax job", "fax jobs");
 	}
 	if (st)
 		printf("since start: %" PRIu64 " sent, %" PRIu64 " failed, %"
@@ -3074,7 +3006,7 @@ static int
 print_fax_show_json(const Twinroute__Order *o,
     const Twinroute__Ctl__FaxQueueEntry *e)
 {
-	_cleanup_(json_object_putp) json_object *root = json_order(o);
+	_cleanup_(json_object_putp) json_object *root = out_json_order(o);
 	json_object *job = NULL;
 
 	if (!root)
@@ -3135,11 +3067,11 @@ print_fax_retried(const struct ctx *ctx, const struct run *run)
 	    NULL;
 
 	if (ctx->json)
-		return o ? cli_print_json(json_order(o)) :
+		return o ? cli_print_json(out_json_order(o)) :
 		    print_json_ack(run->pos[0], "fax_retried", true);
 	if (o)
 		printf("order %s: fax queued again (%s)\n", run->pos[0],
-		    fax_state_name(o->fax_state));
+		    out_fax_state(o->fax_state));
 	else
 		printf("order %s: fax queued again\n", run->pos[0]);
 	return CLI_EXIT_OK;

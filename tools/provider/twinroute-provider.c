@@ -31,6 +31,7 @@
 
 #include "common/args.h"
 #include "common/cli.h"
+#include "common/clock.h"
 #include "common/conn.h"
 #include "common/errcode.h"
 #include "common/macro.h"
@@ -293,22 +294,12 @@ static const struct args_tool tool = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Monotonic ms, signed: deadlines here are differences that may go below
+ * zero. */
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (int64_t)clock_monotonic_ms();
 }
 
 /* 32 random bits, for jitter. */
@@ -1357,7 +1348,7 @@ agent_heartbeat(struct agent *a)
 
 	if (now_ms() - ctx->last_sent < ctx->heartbeat_ms)
 		return 0;
-	hb.unix_ms = unix_ms();
+	hb.unix_ms = clock_realtime_ms();
 	req.body_case = TWINROUTE__PROVIDER__PROVIDER_REQUEST__BODY_HEARTBEAT;
 	req.heartbeat = &hb;
 	return session_send(ctx, &req);
