@@ -64,6 +64,8 @@ static const struct config_key config_keys[] = {
 	    FIELD(log_target), 0, 0 },
 	{ "daemon", "syslog_facility", CONFIG_T_FACILITY,
 	    FIELD(syslog_facility), 0, 0 },
+	{ "daemon", "log_file", CONFIG_T_PATH_OPT, FIELD(log_file), 0, 0 },
+	{ "daemon", "log_format", CONFIG_T_STRING, FIELD(log_format), 0, 0 },
 
 	{ "store", "path", CONFIG_T_PATH_OPT,
 	    FIELD(store_path), 0, 0 },
@@ -181,6 +183,9 @@ static const struct config_key config_keys[] = {
 	    FIELD(provider_max_connections), 1, 100000 },
 	{ "provider", "max_frame", CONFIG_T_SIZE, FIELD(provider_max_frame),
 	    4 * KIB, 16 * MIB },
+
+	{ "metrics", "listen", CONFIG_T_HOSTPORT_OPT, FIELD(metrics_listen),
+	    0, 0 },
 
 	{ "fax", "modems", CONFIG_T_STRING, FIELD(fax_modems), 0, 0 },
 	{ "fax", "speed", CONFIG_T_UINT, FIELD(fax_speed), 9600, 230400 },
@@ -733,9 +738,11 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 			target = LOG_TARGET_STDERR;
 		} else if (strcmp(value, "syslog") == 0) {
 			target = LOG_TARGET_SYSLOG;
+		} else if (strcmp(value, "file") == 0) {
+			target = LOG_TARGET_FILE;
 		} else {
 			snprintf(reason, reason_size,
-			    "not a log target (stderr, syslog): %s", value);
+			    "not a log target (stderr, syslog, file): %s", value);
 			return -EINVAL;
 		}
 		*(enum log_target *)config_field(cfg, k) = target;
@@ -1219,6 +1226,17 @@ config_finish(struct config *cfg, struct config_err *err)
 	if (cfg->lmtp_require_authentication && !*cfg->lmtp_authserv_id)
 		return config_finish_fail(cfg, err,
 		    "lmtp.require_authentication: yes without lmtp.authserv_id");
+	if (cfg->log_target == LOG_TARGET_FILE && !*cfg->log_file)
+		return config_finish_fail(cfg, err,
+		    "daemon.log_target: file without daemon.log_file");
+	if (strcmp(cfg->log_format, "text") != 0 &&
+	    strcmp(cfg->log_format, "json") != 0)
+		return config_finish_fail(cfg, err,
+		    "daemon.log_format: not text or json: %s", cfg->log_format);
+	if (*cfg->metrics_listen && !config_loopback(cfg->metrics_listen))
+		return config_finish_fail(cfg, err,
+		    "metrics.listen: not a loopback address (127.0.0.0/8, [::1], localhost): %s",
+		    cfg->metrics_listen);
 	if (strcmp(cfg->fax_flow, "rtscts") != 0 &&
 	    strcmp(cfg->fax_flow, "xonxoff") != 0)
 		return config_finish_fail(cfg, err,
@@ -1319,6 +1337,9 @@ config_defaults(struct config *cfg)
 	cfg->mail_from_name = strdup("twinroute");
 	cfg->mail_domain = strdup("localhost");
 	cfg->mail_broker_name = strdup("twinroute");
+	cfg->log_file = strdup("");
+	cfg->log_format = strdup("text");
+	cfg->metrics_listen = strdup("");
 	cfg->fax_modems = strdup("");
 	cfg->fax_flow = strdup("rtscts");
 	cfg->fax_init = strdup("ATZ");

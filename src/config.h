@@ -31,6 +31,8 @@ struct config {
 	enum log_target log_target; /* default: stderr in foreground, else syslog */
 	bool log_target_set;      /* log_target came from a file */
 	char *syslog_facility;    /* default daemon; config_syslog_facility() */
+	char *log_file;           /* with log_target = file; default "" */
+	char *log_format;         /* text (default) | json: one object a line */
 
 	/* [store] */
 	char *store_path;         /* default STATE_DIR/broker */
@@ -109,6 +111,8 @@ struct config {
 	uint32_t provider_window; /* unacknowledged dispatches, default 32 */
 	uint32_t provider_max_connections; /* default 256 */
 	uint32_t provider_max_frame; /* default 1 MiB */
+	/* [metrics] */
+	char *metrics_listen;     /* default "": no metrics; loopback only */
 	/* [fax] */
 	char *fax_modems;         /* device paths, blank-separated; "": none */
 	uint32_t fax_speed;       /* DTE speed, default 115200 */

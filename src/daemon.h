@@ -23,6 +23,7 @@ struct mailer;
 struct providers;
 struct lmtp_listen;
 struct fax_dispatcher;
+struct metrics;
 
 struct daemon {
 	struct event_base *base;
@@ -38,6 +39,7 @@ struct daemon {
 	struct listener *provider_l; /* NULL: no provider channel */
 	struct providers *providers; /* sessions and dispatch */
 	struct fax_dispatcher *fax; /* the card route: fax jobs, modems */
+	struct metrics *metrics;  /* NULL: no [metrics] listen */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

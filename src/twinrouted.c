@@ -25,13 +25,17 @@
 #include "common/worker.h"
 #include "common/errcode.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "config-build.h"
 #include "config.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "fax/dispatcher.h"
 #include "mail/mailer.h"
+#include "order/order.h"
 #include "provider/provider.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -46,6 +50,7 @@ static struct event *shutdown_timer;
 static time_t shutdown_deadline;
 static char addr_file[4096];
 static char provider_addr_file[4096];
+static char metrics_addr_file[4096];
 
 static void
 usage(FILE *f)
@@ -58,7 +63,8 @@ usage(FILE *f)
 	    "\n"
 	    "  -c, --config FILE  read settings from FILE (default %s;\n"
 	    "                     without it the embedded defaults apply)\n"
-	    "  -f, --foreground   stay in the foreground and log to stderr\n"
+	    "  -f, --foreground   stay in the foreground; log to stderr unless\n"
+	    "                     log_target says otherwise\n"
 	    "  -t, --test         check the configuration, print the reason\n"
 	    "                     and exit 2 if it is bad, 0 if it is good\n"
 	    "  -V, --version      print the version and exit\n"
@@ -121,6 +127,9 @@ write_addr_file(struct daemon *d)
 		write_state_file(d, "provider.addr",
 		    listener_address(d->provider_l), provider_addr_file,
 		    sizeof(provider_addr_file));
+	if (d->metrics)
+		write_state_file(d, "metrics.addr", metrics_address(d->metrics),
+		    metrics_addr_file, sizeof(metrics_addr_file));
 	write_state_file(d, "client.addr", listener_address(d->client_l),
 	    addr_file, sizeof(addr_file));
 }
@@ -243,6 +252,7 @@ begin_shutdown(struct daemon *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	notify_send("STOPPING=1");
 	log_info("%s: stopping; finishing in-flight replies", why);
 	listener_shutdown(d->client_l);
 	listener_shutdown(d->control_l);
@@ -262,7 +272,11 @@ reload(struct daemon *d)
 	struct listener_limits lim;
 	int r;
 
-	log_reopen();
+	r = log_reopen();
+	if (r < 0)
+		log_warn("reload: cannot reopen the log file %s: %s; writing "
+		    "on to the file open before", d->cfg->log_file,
+		    tr_strerror(r));
 	r = load_config(&cfg, &err);
 	if (r < 0) {
 		log_err("reload: keeping the running settings: %s", err.msg);
@@ -270,6 +284,7 @@ reload(struct daemon *d)
 		return;
 	}
 	if (strcmp(cfg.client_listen, d->cfg->client_listen) != 0 ||
+	    strcmp(cfg.metrics_listen, d->cfg->metrics_listen) != 0 ||
 	    strcmp(cfg.state_dir, d->cfg->state_dir) != 0 ||
 	    strcmp(cfg.store_path, d->cfg->store_path) != 0 ||
 	    strcmp(cfg.control_socket, d->cfg->control_socket) != 0 ||
@@ -309,11 +324,32 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		begin_shutdown(d, "SIGINT");
 		break;
 	case SIGHUP:
+		notify_reloading();
 		reload(d);
+		notify_send("READY=1");
 		break;
 	default:
 		break;
 	}
+}
+
+/*
+ * A store or vault made by another schema (store_open or vault_open said
+ * -TR_ESCHEMA): say which, and exit. r and found: what reading it gave.
+ */
+static _noreturn_ void
+schema_refuse(const char *what, const char *path, int r, uint32_t found,
+    unsigned known)
+{
+	if (r < 0)
+		fatalx("%s %s: %s (this twinrouted knows schema %u; the "
+		    "record does not say which it has: %s)", what, path,
+		    tr_strerror(-TR_ESCHEMA), known, tr_strerror(r));
+	if (found > known)
+		fatalx("%s %s has schema %" PRIu32 ", this twinrouted knows "
+		    "%u: upgrade twinrouted", what, path, found, known);
+	fatalx("%s %s has schema %" PRIu32 ", this twinrouted knows %u and "
+	    "cannot read it", what, path, found, known);
 }
 
 static void
@@ -416,8 +452,6 @@ main(int argc, char **argv)
 
 	if (!cfg.log_target_set)
 		cfg.log_target = foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
-	if (!foreground)
-		daemonize();
 	/* Card data and keys live in this process: no core dumps, no
 	 * ptrace by other processes of the same user. */
 	{
@@ -428,6 +462,18 @@ main(int argc, char **argv)
 	if (config_syslog_facility(cfg.syslog_facility, &facility) < 0)
 		facility = LOG_DAEMON;  /* config_load has refused bad names */
 	log_init("twinrouted", cfg.log_target, cfg.log_level, facility);
+	{
+		enum log_format fmt = LOG_FORMAT_TEXT;
+		(void)log_format_from_string(cfg.log_format, &fmt);
+		log_set_format(fmt);  /* config_finish has refused others */
+	}
+	/* Before detaching, so a file that cannot be opened is said on the
+	 * terminal. */
+	if (cfg.log_target == LOG_TARGET_FILE &&
+	    (r = log_set_file(cfg.log_file)) < 0)
+		fatalx("log file %s: %s", cfg.log_file, tr_strerror(r));
+	if (!foreground)
+		daemonize();
 	signal(SIGPIPE, SIG_IGN);
 
 	if (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST)
@@ -443,11 +489,29 @@ main(int argc, char **argv)
 	sopts.path = cfg.store_path;
 	sopts.map_size = (size_t)cfg.map_size;
 	r = store_open(&sopts, d->base, &d->store);
+	if (r == -TR_ESCHEMA) {
+		uint32_t found = 0;
+
+		r = store_schema_read(cfg.store_path, &found);
+		schema_refuse("store", cfg.store_path, r, found,
+		    STORE_SCHEMA_VERSION);
+	}
 	if (r < 0)
 		fatalx("store %s: %s", cfg.store_path, tr_strerror(r));
 	r = catalog_open(d->store, &d->catalog);
 	if (r < 0)
 		fatalx("catalog: %s", tr_strerror(r));
+	{
+		bool counted = false;
+
+		r = order_counts_ensure(d->store, &counted);
+		if (r < 0)
+			fatalx("store %s: counting orders by state: %s",
+			    cfg.store_path, tr_strerror(r));
+		if (counted)
+			log_info("store: orders counted by state (once, for "
+			    "a store made before the counts were kept)");
+	}
 	r = worker_start(d->base, "tr-hasher", &d->hasher);
 	if (r < 0)
 		fatalx("password hashing thread: %s", tr_strerror(r));
@@ -472,6 +536,13 @@ main(int argc, char **argv)
 			    "--key-file %s", cfg.vault_key_file,
 			    cfg.vault_key_file);
 		r = vault_open(&vopts, d->base, &d->vault);
+		if (r == -TR_ESCHEMA) {
+			uint32_t found = 0;
+
+			r = vault_schema_read(cfg.vault_path, &found);
+			schema_refuse("vault", cfg.vault_path, r, found,
+			    VAULT_SCHEMA_VERSION);
+		}
 		if (r < 0 && cfg.vault_key_file[0] != '\0')
 			fatalx("vault %s with key file %s: %s", cfg.vault_path,
 			    cfg.vault_key_file, r == -EPERM ? "the key file "
@@ -541,6 +612,15 @@ main(int argc, char **argv)
 			fatalx("provider listener %s: %s", cfg.provider_listen,
 			    tr_strerror(r));
 	}
+	if (cfg.metrics_listen[0] != '\0') {
+		r = metrics_open(d, cfg.metrics_listen, &d->metrics);
+		if (r < 0)
+			fatalx("metrics listener %s: %s", cfg.metrics_listen,
+			    r == -EADDRNOTAVAIL ? "not a loopback address" :
+			    tr_strerror(r));
+		log_info("metrics: http://%s/metrics",
+		    metrics_address(d->metrics));
+	}
 	write_addr_file(d);
 
 	sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
@@ -561,6 +641,11 @@ main(int argc, char **argv)
 		    cfg.vault_path, lmtp_listen_address(d->lmtp),
 		    cfg.mail_relay);
 	}
+	/* Every listener is up: a service manager may start what needs us. */
+	r = notify_send("READY=1");
+	if (r < 0)
+		log_warn("cannot tell the service manager we are ready "
+		    "(NOTIFY_SOCKET): %s", tr_strerror(r));
 
 	event_base_dispatch(d->base);
 
@@ -568,6 +653,9 @@ main(int argc, char **argv)
 		unlink(addr_file);
 	if (provider_addr_file[0] != '\0')
 		unlink(provider_addr_file);
+	if (metrics_addr_file[0] != '\0')
+		unlink(metrics_addr_file);
+	d->metrics = metrics_free(d->metrics);
 	d->client_l = listener_free(d->client_l);
 	d->control_l = listener_free(d->control_l);
 	if (d->provider_l)
@@ -575,6 +663,9 @@ main(int argc, char **argv)
 	lmtp_listen_free(d->lmtp);
 	d->lmtp = NULL;
 	d->vault = vault_close(d->vault);
+	/* After the vault (its replies may queue a backup's next step),
+	 * before the store (a backup may be copying it). */
+	ctl_backup_close();
 	d->hasher = worker_stop(d->hasher);
 	d->catalog = catalog_free(d->catalog);
 	d->store = store_close(d->store);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "config-build.h"
 #include "daemon.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "client/session.h"
 
@@ -25,6 +26,7 @@ client_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 	Twinroute__Error err = TWINROUTE__ERROR__INIT;
 	Response resp = TWINROUTE__CLIENT__RESPONSE__INIT;
 
+	metrics_count_error(METRICS_CLIENT, code);
 	err.code = (Twinroute__ErrorCode)code;
 	err.message = unconst(msg);
 	err.index = -1;

@@ -124,6 +124,10 @@ const struct ctl_cmd_info ctl_cmds[CTL__COUNT] = {
 	[CTL_MODEM_LIST] = { "modem list", "",
 	    "the fax modems: state, calls, last result and the job in each",
 	    CTL_F_READONLY },
+	[CTL_BACKUP] = { "backup", "DIR",
+	    "a consistent copy of the broker store and the vault while the "
+	    "daemon serves, into DIR (new or empty; the vault's key is not "
+	    "copied)", 0 },
 };
 
 int

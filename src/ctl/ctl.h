@@ -10,6 +10,8 @@
 #define CTL_FRAME_MAX (16u * 1024u * 1024u)
 /* provider cert: the PEM file the CLI reads, and the DER it sends. */
 #define CTL_CERT_MAX (64u * 1024u)
+/* backup: the target directory's absolute path, in bytes. */
+#define CTL_BACKUP_DIR_MAX 1000
 
 /* The index into ctl_cmds[]; sent on the wire: append only. */
 enum ctl_cmd {
@@ -53,6 +55,7 @@ enum ctl_cmd {
 	CTL_FAX_SHOW,
 	CTL_FAX_RETRY,
 	CTL_MODEM_LIST,
+	CTL_BACKUP,
 	CTL__COUNT,
 };
 

@@ -19,6 +19,7 @@
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "net/durable.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "store/store.h"
 
@@ -32,6 +33,7 @@ ctl_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 	Twinroute__Error err = TWINROUTE__ERROR__INIT;
 	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 
+	metrics_count_error(METRICS_CONTROL, code);
 	err.code = (Twinroute__ErrorCode)code;
 	err.message = unconst(msg);
 	err.index = -1;
@@ -76,6 +78,7 @@ ctl_send_catalog_error(struct conn *c, const CtlRequest *req, int r,
 	log_info("control %s refused: %s", ctl_cmds[req->command].name, msg);
 	ctl_audit(c, NULL, true, "%s: %s", ctl_cmds[req->command].name, msg);
 	err.code = (Twinroute__ErrorCode)ctl_code(r);
+	metrics_count_error(METRICS_CONTROL, (int)err.code);
 	err.message = msg;
 	err.index = cerr->index;
 	resp.id = req->id;
@@ -460,6 +463,7 @@ static const ctl_handler_fn ctl_handlers[CTL__COUNT] = {
 	[CTL_FAX_SHOW] = ctl_fax_show,
 	[CTL_FAX_RETRY] = ctl_fax_retry,
 	[CTL_MODEM_LIST] = ctl_modem_list,
+	[CTL_BACKUP] = ctl_backup,
 };
 
 void

@@ -87,4 +87,10 @@ void ctl_fax_show(struct conn *c, const CtlRequest *req);
 void ctl_fax_retry(struct conn *c, const CtlRequest *req);
 void ctl_modem_list(struct conn *c, const CtlRequest *req);
 
+/* Backups (ctl_backup.c). */
+void ctl_backup(struct conn *c, const CtlRequest *req);
+/* At exit, after vault_close and before store_close: wait for the step a
+ * backup is in, abandon the rest, stop the backup thread. */
+void ctl_backup_close(void);
+
 #endif

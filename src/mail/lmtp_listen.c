@@ -338,3 +338,9 @@ lmtp_listen_address(const struct lmtp_listen *l)
 {
 	return l->address;
 }
+
+unsigned
+lmtp_listen_conn_count(const struct lmtp_listen *l)
+{
+	return l ? l->n_conns : 0;
+}

@@ -59,5 +59,6 @@ int lmtp_listen_open(struct daemon *d, struct mailer *m,
     struct lmtp_listen **ret);
 void lmtp_listen_free(struct lmtp_listen *l);
 const char *lmtp_listen_address(const struct lmtp_listen *l);
+unsigned lmtp_listen_conn_count(const struct lmtp_listen *l);
 
 #endif

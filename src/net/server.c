@@ -61,6 +61,7 @@ struct conn {
 	bool read_paused;            /* output over the limit */
 	bool in_callback;            /* inside on_frame: defer destruction */
 	bool has_cred;
+	bool idle_held;              /* a slow reply is owed: not idle */
 	time_t last_read;            /* plain: last bytes read */
 	time_t last_write;           /* plain: last write progress */
 	struct ucred cred;
@@ -563,7 +564,7 @@ listener_sweep(evutil_socket_t fd, short what, void *arg)
 	TAILQ_FOREACH_SAFE(c, &l->conns, entry, tmp) {
 		time_t idle = (time_t)l->limits.idle_timeout;
 
-		if (c->bev || c->in_callback)
+		if (c->bev || c->in_callback || c->idle_held)
 			continue;
 		if (evbuffer_get_length(c->out) > 0) {
 			if (now - c->last_write >= idle) {
@@ -575,6 +576,22 @@ listener_sweep(evutil_socket_t fd, short what, void *arg)
 			conn_log_timeout(c, false);
 			conn_drop_socket(c);
 		}
+	}
+}
+
+void
+conn_hold_idle(struct conn *c, bool hold)
+{
+	if (!c->open || c->idle_held == hold)
+		return;
+	c->idle_held = hold;
+	if (c->bev) {
+		if (hold)
+			bufferevent_set_timeouts(c->bev, NULL, NULL);
+		else
+			conn_apply_timeouts(c);
+	} else if (!hold) {
+		c->last_read = c->last_write = conn_now(c);
 	}
 }
 
@@ -906,7 +923,7 @@ listener_set_limits(struct listener *l, const struct listener_limits *limits)
 
 	l->limits = *limits;
 	TAILQ_FOREACH(c, &l->conns, entry)
-		if (c->bev)
+		if (c->bev && !c->idle_held)
 			conn_apply_timeouts(c);
 }
 

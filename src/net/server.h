@@ -90,5 +90,11 @@ struct conn *conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* The peer is gone or the connection is closing: sends are dropped. */
 bool conn_is_closing(const struct conn *c);
+/*
+ * The daemon owes the peer a reply that may take longer than the idle
+ * timeout (a backup): while held, the timeout leaves the connection
+ * alone; on release its idle clock starts again.
+ */
+void conn_hold_idle(struct conn *c, bool hold);
 
 #endif

@@ -229,6 +229,159 @@ order_set_str(char **field, const char *val)
 	return 0;
 }
 
+/* ---- counts by state ---------------------------------------------------- */
+
+/*
+ * META key of the counts: ORDER_N_STATES, then ORDER_N_FAX counters, each
+ * 8 bytes big-endian. A value of another length (written by a build that
+ * knew other states) counts as none: the counts are made again.
+ */
+static const char order_counts_key[] = "order_counts";
+#define ORDER_COUNTS_LEN ((ORDER_N_STATES + ORDER_N_FAX) * 8)
+
+_Static_assert(ELEMENTSOF(order_next) == ORDER_N_STATES,
+    "ORDER_N_STATES follows the transition table");
+
+int
+order_counts_get(struct store_txn *txn, struct order_counts *ret)
+{
+	const uint8_t *p;
+	const void *val;
+	size_t len;
+	int r;
+
+	r = store_get(txn, STORE_DB_META, order_counts_key,
+	    sizeof(order_counts_key) - 1, &val, &len);
+	if (r < 0)
+		return r;
+	if (len != ORDER_COUNTS_LEN)
+		return -ENOENT;
+	p = val;
+	for (size_t i = 0; i < ORDER_N_STATES; i++, p += 8)
+		ret->state[i] = be64_get(p);
+	for (size_t i = 0; i < ORDER_N_FAX; i++, p += 8)
+		ret->fax[i] = be64_get(p);
+	return 0;
+}
+
+static int
+order_counts_put(struct store_txn *txn, const struct order_counts *c)
+{
+	uint8_t buf[ORDER_COUNTS_LEN], *p = buf;
+
+	for (size_t i = 0; i < ORDER_N_STATES; i++, p += 8)
+		be64_put(p, c->state[i]);
+	for (size_t i = 0; i < ORDER_N_FAX; i++, p += 8)
+		be64_put(p, c->fax[i]);
+	return store_put(txn, STORE_DB_META, order_counts_key,
+	    sizeof(order_counts_key) - 1, buf, sizeof(buf));
+}
+
+static int
+order_counts_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct order_counts *c = arg;
+	Order *o;
+
+	(void)key;
+	(void)key_len;
+	o = twinroute__order__unpack(NULL, val_len, val);
+	if (o == NULL)
+		return -TR_EBADMSG;
+	if (o->state != S(STATE_UNSPECIFIED) &&
+	    (unsigned)o->state < ORDER_N_STATES)
+		c->state[o->state]++;
+	if ((unsigned)o->fax_state < ORDER_N_FAX)
+		c->fax[o->fax_state]++;
+	twinroute__order__free_unpacked(o, NULL);
+	return 0;
+}
+
+int
+order_counts_rebuild(struct store_txn *txn, struct order_counts *ret)
+{
+	struct order_counts c = { 0 };
+	int r;
+
+	r = store_iter(txn, STORE_DB_ORDERS, NULL, 0, order_counts_one, &c);
+	if (r == 0)
+		r = order_counts_put(txn, &c);
+	if (r < 0)
+		return r;
+	*ret = c;
+	return 0;
+}
+
+int
+order_counts_ensure(struct store *s, bool *ret_rebuilt)
+{
+	struct order_counts c;
+	struct store_txn *txn;
+	int r;
+
+	r = store_txn_begin(s, STORE_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = order_counts_get(txn, &c);
+	store_txn_abort(txn);
+	if (r != -ENOENT) {
+		if (r == 0 && ret_rebuilt)
+			*ret_rebuilt = false;
+		return r;
+	}
+	r = store_txn_begin(s, 0, &txn);
+	if (r < 0)
+		return r;
+	r = order_counts_rebuild(txn, &c);
+	if (r < 0) {
+		store_txn_abort(txn);
+		return r;
+	}
+	r = store_txn_commit(txn, NULL);
+	if (r == 0 && ret_rebuilt)
+		*ret_rebuilt = true;
+	return r;
+}
+
+/*
+ * An order moved from (state, fax) to (to, to_fax), or was created (then
+ * from and from_fax are not counted). Runs before the order is written,
+ * so a rebuild here counts the store as it was before the move. A count
+ * that would go below zero means the stored counts are wrong (an older
+ * build wrote orders meanwhile): they are made again.
+ */
+static int
+order_counts_move(struct store_txn *txn, order_state from, fax_state from_fax,
+    order_state to, fax_state to_fax, bool created)
+{
+	struct order_counts c;
+	bool from_ok = !created && (unsigned)from < ORDER_N_STATES &&
+	    from != S(STATE_UNSPECIFIED);
+	bool from_fax_ok = !created && (unsigned)from_fax < ORDER_N_FAX;
+	int r;
+
+	if (!created && from == to && from_fax == to_fax)
+		return 0;
+	r = order_counts_get(txn, &c);
+	if (r == 0 && ((from_ok && c.state[from] == 0) ||
+	    (from_fax_ok && c.fax[from_fax] == 0)))
+		r = -ENOENT;
+	if (r == -ENOENT)
+		r = order_counts_rebuild(txn, &c);
+	if (r < 0)
+		return r;
+	if (from_ok && c.state[from] > 0)
+		c.state[from]--;
+	if (from_fax_ok && c.fax[from_fax] > 0)
+		c.fax[from_fax]--;
+	if ((unsigned)to < ORDER_N_STATES && to != S(STATE_UNSPECIFIED))
+		c.state[to]++;
+	if ((unsigned)to_fax < ORDER_N_FAX)
+		c.fax[to_fax]++;
+	return order_counts_put(txn, &c);
+}
+
 /* ---- the transition ---------------------------------------------------- */
 
 static int
@@ -400,6 +553,7 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
     const char *cause, uint64_t now_ms)
 {
 	order_state from = o->state;
+	fax_state from_fax = o->fax_state;
 	int r;
 
 	if (!order_transition_allowed(from, to))
@@ -418,7 +572,10 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
 	o->updated_unix_ms = now_ms;
 	if (from == S(STATE_UNSPECIFIED))
 		o->created_unix_ms = now_ms;
-	r = order_put(txn, o);
+	r = order_counts_move(txn, from, from_fax, to, o->fax_state,
+	    from == S(STATE_UNSPECIFIED));
+	if (r == 0)
+		r = order_put(txn, o);
 	if (r == 0)
 		r = order_outbox(txn, o, from, to, now_ms);
 	if (r < 0)
@@ -445,6 +602,9 @@ static const uint32_t order_fax_next[] = {
 	[F(FAILED)] = BIT(F(QUEUED)),
 	[F(CANCELLED)] = 0,
 };
+
+_Static_assert(ELEMENTSOF(order_fax_next) == ORDER_N_FAX,
+    "ORDER_N_FAX follows the fax table");
 
 const char *
 order_strfax(fax_state s)
@@ -525,7 +685,9 @@ order_fax_enter(struct store_txn *txn, Order *o, fax_state to,
 		return r;
 	o->fax_state = to;
 	o->updated_unix_ms = now_ms;
-	r = order_put(txn, o);
+	r = order_counts_move(txn, o->state, from, o->state, to, false);
+	if (r == 0)
+		r = order_put(txn, o);
 	if (r < 0)
 		return r;
 	be64_put(key, o->id);

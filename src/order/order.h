@@ -82,6 +82,30 @@ int order_fax_job_get(struct store_txn *txn, uint64_t id,
 int order_fax_job_put(struct store_txn *txn,
     const Twinroute__Store__DispatchJob *job);
 
+/*
+ * Orders by state and by fax track, kept in the META DB under
+ * "order_counts" and changed by order_enter_state() and order_fax_enter()
+ * in the transaction of the transition: exact after a crash, an abort or
+ * a failed batch, and read at the cost of one record (metrics). A store
+ * without them (made before they existed) is counted once, by a scan of
+ * the orders: order_counts_ensure() at start; a transition finding none
+ * counts too. state[0] (UNSPECIFIED) stays 0; fax[FAX_NONE] counts the
+ * orders whose card route has not begun.
+ */
+#define ORDER_N_STATES (TWINROUTE__ORDER_STATE__ORDER_CHARGED + 1)
+#define ORDER_N_FAX (TWINROUTE__FAX_STATE__FAX_CANCELLED + 1)
+struct order_counts {
+	uint64_t state[ORDER_N_STATES];
+	uint64_t fax[ORDER_N_FAX];
+};
+/* The stored counts. -ENOENT when the store has none yet. */
+int order_counts_get(struct store_txn *txn, struct order_counts *ret);
+/* Count every order (a scan) and store the result. */
+int order_counts_rebuild(struct store_txn *txn, struct order_counts *ret);
+/* Write transaction of its own: rebuild the counts if the store has none.
+ * *ret_rebuilt (may be NULL) says whether it did. */
+int order_counts_ensure(struct store *s, bool *ret_rebuilt);
+
 /* Remove an order's Confirmation with its token and expiry entry.
  * -ENOENT when it has none. */
 int order_confirmation_drop(struct store_txn *txn, uint64_t id);

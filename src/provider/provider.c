@@ -50,6 +50,7 @@
 #include "daemon.h"
 #include "member/member.h"
 #include "net/durable.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "order/order.h"
 #include "provider.pb-c.h"
@@ -103,6 +104,7 @@ prov_send_error(struct conn *c, uint64_t id, int code, const char *msg)
 	Twinroute__Error err = TWINROUTE__ERROR__INIT;
 	PResponse resp = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__INIT;
 
+	metrics_count_error(METRICS_PROVIDER, code);
 	err.code = (Twinroute__ErrorCode)code;
 	err.message = unconst(msg);
 	err.index = -1;

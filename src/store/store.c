@@ -41,16 +41,20 @@
  * the single caller without one) may call store_txn_begin/commit/abort,
  * the record operations, store_after_sync, store_sync_pending,
  * store_get_stats and store_close. The sync thread touches nothing but
- * mdb_env_sync and the fields under sync_lock. There is one write
- * transaction at a time: store_txn_begin returns -EBUSY for a second one.
+ * mdb_env_sync, the fields under sync_lock and the fsync histogram's
+ * atomic counters. There is one write transaction at a time:
+ * store_txn_begin returns -EBUSY for a second one.
  * End every transaction before store_close; waiter callbacks must not
  * call store_close.
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -99,6 +103,13 @@ struct store_waiter {
 
 TAILQ_HEAD(store_waiters, store_waiter);
 
+/* Atomic: the commit histogram is written by the loop, the fsync one by
+ * the sync thread; both are read by the loop. */
+struct store_hist {
+	uint64_t bucket[STORE_LATENCY_BUCKETS + 1];
+	uint64_t sum_ns;
+};
+
 struct store {
 	MDB_env *env;
 	MDB_dbi dbi[STORE_DB__COUNT];
@@ -137,6 +148,8 @@ struct store {
 	bool thread_started;
 	int efd;
 	struct event *ev;
+
+	struct store_hist commit_hist, fsync_hist;
 };
 
 struct store_txn {
@@ -151,6 +164,46 @@ static void store_batch_commit(struct store *s);
 
 /* Writes no reply waits for still reach the disk within this long. */
 #define STORE_LAZY_SYNC_MS 200
+
+/* 100 us .. 1 s, roughly three steps a decade. */
+const uint64_t store_latency_bounds_ns[STORE_LATENCY_BUCKETS] = {
+	100000, 250000, 500000,
+	1000000, 2500000, 5000000,
+	10000000, 25000000, 50000000,
+	100000000, 250000000, 500000000,
+	1000000000,
+};
+
+static uint64_t
+store_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count one duration since start_ns. Any thread. */
+static void
+store_hist_add(struct store_hist *h, uint64_t start_ns)
+{
+	uint64_t ns = store_now_ns() - start_ns;
+	size_t i = 0;
+
+	while (i < STORE_LATENCY_BUCKETS && ns > store_latency_bounds_ns[i])
+		i++;
+	__atomic_fetch_add(&h->bucket[i], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->sum_ns, ns, __ATOMIC_RELAXED);
+}
+
+static void
+store_hist_get(const struct store_hist *h, struct store_latency *ret)
+{
+	for (size_t i = 0; i <= STORE_LATENCY_BUCKETS; i++)
+		ret->bucket[i] = __atomic_load_n(&h->bucket[i],
+		    __ATOMIC_RELAXED);
+	ret->sum_ns = __atomic_load_n(&h->sum_ns, __ATOMIC_RELAXED);
+}
 
 int
 store_mdb_errno(int rc)
@@ -226,7 +279,7 @@ store_sync_thread(void *arg)
 
 	pthread_mutex_lock(&s->sync_lock);
 	for (;;) {
-		uint64_t target;
+		uint64_t target, start_ns;
 		int rc;
 
 		/* Sync when a waiter needs a committed write on disk, or
@@ -255,7 +308,9 @@ store_sync_thread(void *arg)
 		s->syncing = true;
 		pthread_mutex_unlock(&s->sync_lock);
 
+		start_ns = store_now_ns();
 		rc = mdb_env_sync(s->env, 1);
+		store_hist_add(&s->fsync_hist, start_ns);
 
 		pthread_mutex_lock(&s->sync_lock);
 		s->syncing = false;
@@ -290,13 +345,15 @@ static void store_run_waiters(struct store *s);
 static void
 store_batch_commit(struct store *s)
 {
-	uint64_t seq;
+	uint64_t seq, start_ns;
 	int r;
 
 	s->batch_deferred = false;
 	if (!s->batch)
 		return;
+	start_ns = store_now_ns();
 	r = store_mdb_errno(mdb_txn_commit(s->batch));
+	store_hist_add(&s->commit_hist, start_ns);
 	s->batch = NULL;
 	s->batch_members = 0;
 	pthread_mutex_lock(&s->sync_lock);
@@ -698,7 +755,7 @@ int
 store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
 {
 	struct store *s;
-	uint64_t seq;
+	uint64_t seq, start_ns;
 	int r;
 
 	if (!txn)
@@ -724,7 +781,10 @@ store_txn_commit(struct store_txn *txn, uint64_t *ret_seq)
 	}
 
 	/* mdb_txn_commit frees the LMDB transaction even when it fails. */
+	start_ns = txn->nested ? 0 : store_now_ns();
 	r = store_mdb_errno(mdb_txn_commit(txn->txn));
+	if (!txn->nested)
+		store_hist_add(&s->commit_hist, start_ns);
 	s->write_open = false;
 	if (txn->nested) {
 		/* Into the batch: durable with the batch's seq. */
@@ -991,4 +1051,152 @@ store_get_stats(struct store *s, struct store_stats *ret_stats)
 	ret_stats->synced_txn = s->synced;
 	ret_stats->syncs = s->syncs;
 	pthread_mutex_unlock(&s->sync_lock);
+}
+
+void
+store_get_latency(const struct store *s, struct store_latency *ret_commit,
+    struct store_latency *ret_fsync)
+{
+	store_hist_get(&s->commit_hist, ret_commit);
+	store_hist_get(&s->fsync_hist, ret_fsync);
+}
+
+int
+store_db_entries(struct store_txn *txn, enum store_db db,
+    uint64_t *ret_entries)
+{
+	MDB_stat st;
+	int r;
+
+	if (!txn || !ret_entries)
+		return -EINVAL;
+	if (txn->ret != 0)
+		return txn->ret;
+	if (!store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	r = store_mdb_errno(mdb_stat(txn->txn, txn->s->dbi[db], &st));
+	if (r < 0)
+		return store_txn_fail(txn, r);
+	*ret_entries = st.ms_entries;
+	return 0;
+}
+
+/* ---- backups ------------------------------------------------------------ */
+
+int
+store_fsync_dir(const char *dir)
+{
+	int fd, r = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int
+store_env_copy(MDB_env *env, const char *dir, uint64_t *ret_bytes)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, r, n;
+
+	if (!env || !dir || !dir[0] || !ret_bytes)
+		return -EINVAL;
+	n = snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* Its own read transaction: the writer goes on meanwhile. Write
+	 * errors come back as errno (ENOSPC). */
+	r = store_mdb_errno(mdb_env_copyfd2(env, fd, MDB_CP_COMPACT));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0)
+		r = store_fsync_dir(dir);
+	if (r < 0) {
+		unlink(path);
+		return r;
+	}
+	*ret_bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+int
+store_copy(struct store *s, const char *dir, uint64_t *ret_last_txn,
+    uint64_t *ret_bytes)
+{
+	uint64_t seq, bytes;
+	int r;
+
+	if (!s || !ret_last_txn || !ret_bytes)
+		return -EINVAL;
+	/*
+	 * A commit is counted after LMDB has it: every write counted now
+	 * is in the snapshot the copy's read transaction takes below.
+	 */
+	pthread_mutex_lock(&s->sync_lock);
+	seq = s->committed;
+	pthread_mutex_unlock(&s->sync_lock);
+	r = store_env_copy(s->env, dir, &bytes);
+	if (r < 0)
+		return r;
+	*ret_last_txn = seq;
+	*ret_bytes = bytes;
+	return 0;
+}
+
+int
+store_schema_read(const char *path, uint32_t *ret_version)
+{
+	MDB_val key = {
+		.mv_size = sizeof(STORE_META_SCHEMA_KEY) - 1,
+		.mv_data = (void *)(uintptr_t)STORE_META_SCHEMA_KEY,
+	};
+	Twinroute__Store__Meta *meta = NULL;
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val val;
+	int r;
+
+	if (!path || !ret_version)
+		return -EINVAL;
+	r = store_mdb_errno(mdb_env_create(&env));
+	if (r < 0)
+		return r;
+	r = store_mdb_errno(mdb_env_set_maxdbs(env, STORE_DB__COUNT));
+	if (r == 0)
+		r = store_mdb_errno(mdb_env_open(env, path,
+		    MDB_RDONLY | MDB_NOTLS, 0600));
+	if (r == 0)
+		r = store_mdb_errno(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	if (r == 0)
+		r = store_mdb_errno(mdb_dbi_open(txn,
+		    store_db_names[STORE_DB_META], 0, &dbi));
+	if (r == 0)
+		r = store_mdb_errno(mdb_get(txn, dbi, &key, &val));
+	if (r == 0) {
+		meta = twinroute__store__meta__unpack(NULL, val.mv_size,
+		    val.mv_data);
+		if (!meta)
+			r = -TR_ESCHEMA;
+	}
+	if (r == 0) {
+		*ret_version = meta->schema_version;
+		twinroute__store__meta__free_unpacked(meta, NULL);
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return r;
 }

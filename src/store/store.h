@@ -135,4 +135,55 @@ size_t store_sync_pending(const struct store *s);
 
 void store_get_stats(struct store *s, struct store_stats *ret_stats);
 
+/* fsync a directory (after creating or renaming files in it). 0 or -errno. */
+int store_fsync_dir(const char *dir);
+
+/*
+ * Latency histograms (metrics): commit is mdb_txn_commit of a write
+ * transaction or of the loop's batch (nested members are not timed:
+ * they cost nothing on disk), measured on the loop; fsync is
+ * mdb_env_sync in the sync thread. bucket[i] counts durations of at
+ * most store_latency_bounds_ns[i] and above the bound before it (not
+ * cumulative); bucket[STORE_LATENCY_BUCKETS] those above the last bound.
+ * The counters are atomic: a snapshot taken while the sync thread runs
+ * may miss the sync in progress, never count half of it.
+ */
+#define STORE_LATENCY_BUCKETS 13
+extern const uint64_t store_latency_bounds_ns[STORE_LATENCY_BUCKETS];
+struct store_latency {
+	uint64_t bucket[STORE_LATENCY_BUCKETS + 1];
+	uint64_t sum_ns;
+};
+void store_get_latency(const struct store *s, struct store_latency *ret_commit,
+    struct store_latency *ret_fsync);
+
+/* Records in db (LMDB keeps the count: no scan). */
+int store_db_entries(struct store_txn *txn, enum store_db db,
+    uint64_t *ret_entries);
+
+/*
+ * Backups. A hot copy of the environment, compacted, into dir/data.mdb
+ * (dir must exist; the file must not: -EEXIST), made inside one LMDB read
+ * transaction, so the loop goes on writing meanwhile. The file (mode
+ * 0600) and dir are fsynced before it returns; on failure the partial
+ * file is removed. *ret_last_txn: every write whose seq is at most this
+ * (store_get_stats' last_txn) is in the copy; later ones may be too.
+ * *ret_bytes: the copy's size. Unlike the rest of this interface it may
+ * run on any thread (it reads the environment and takes the sync lock),
+ * but store_close must not run before it returns.
+ */
+int store_copy(struct store *s, const char *dir, uint64_t *ret_last_txn,
+    uint64_t *ret_bytes);
+/* The same for another LMDB environment of the daemon (the vault's), on
+ * the thread that owns it. */
+struct MDB_env;
+int store_env_copy(struct MDB_env *env, const char *dir, uint64_t *ret_bytes);
+
+/*
+ * The schema version the store at path records, read through a read-only
+ * environment: what to tell the admin after store_open said -TR_ESCHEMA.
+ * -ENOENT if it records none.
+ */
+int store_schema_read(const char *path, uint32_t *ret_version);
+
 #endif

@@ -53,6 +53,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/errcode.h"
 #include "common/macro.h"
 #include "vault.pb-c.h"
 #include "vault/card.h"
@@ -165,6 +166,8 @@ struct vault {
 	bool dispatching;
 	bool closing;
 	struct vault_slot *loop_head, **loop_tail;
+	bool seen_initialized;       /* as of the last reply (vault_state) */
+	bool seen_sealed;
 
 	/* Requests, under req_lock. */
 	pthread_mutex_t req_lock;
@@ -280,6 +283,8 @@ vault_strop(enum vault_op op)
 		return "admin";
 	case VAULT_OP_FAX_PAGE:
 		return "fax_page";
+	case VAULT_OP_BACKUP:
+		return "backup";
 	case VAULT_OP__COUNT:
 		break;
 	}
@@ -540,9 +545,14 @@ vault_meta_load(struct vault *v)
 		r = -EBADMSG;
 		goto out;
 	}
+	/* Another schema is not damage: say which, so the admin can tell. */
+	if (pm->schema_version != VAULT_SCHEMA_VERSION) {
+		twinroute__vault__vault_meta__free_unpacked(pm, NULL);
+		r = -TR_ESCHEMA;
+		goto out;
+	}
 	r = -EBADMSG;
-	if (pm->schema_version != VAULT_SCHEMA_VERSION ||
-	    pm->vault_id.len != VAULT_ID_SIZE ||
+	if (pm->vault_id.len != VAULT_ID_SIZE ||
 	    pm->kcv.len != VAULT_KCV_SIZE ||
 	    pm->enrol_pub.len != sizeof(m->enrol_pub) ||
 	    pm->wrapped_enrol_key.len != sizeof(m->wrapped_enrol) ||
@@ -2301,6 +2311,48 @@ vault_group_add(struct vault *v, struct vault_group *g, struct vault_slot *s)
 		vault_group_finish(v, g);
 }
 
+/* ---- backup -------------------------------------------------------------- */
+
+/*
+ * A hot copy of the environment (twinroutectl backup), compacted, into
+ * the directory the request names: sealed records, wrapped keys, spend
+ * logs -- never the KEK, which no file of the vault holds. The vault
+ * answers nothing else meanwhile; it is small. The audit line comes
+ * after the copy and before the reply: if it cannot be written, the copy
+ * is removed and the request refused, as for every other operation.
+ */
+static void
+vault_op_backup(struct vault *v, struct vault_slot *s)
+{
+	struct vault_request *q = &s->req;
+	struct vault_reply *y = &s->reply;
+	char extra[VAULT_BACKUP_PATH_MAX + 8];
+	uint64_t bytes = 0;
+	int r;
+
+	q->backup.dir[sizeof(q->backup.dir) - 1] = '\0';
+	snprintf(extra, sizeof(extra), "to %s", q->backup.dir);
+	if (q->backup.dir[0] != '/') {
+		vault_set(y, VAULT_BAD_REQUEST,
+		    "the backup directory must be an absolute path");
+		(void)vault_audit_now_x(v, s, false, false, extra);
+		return;
+	}
+	r = vault_db_copy(&v->db, q->backup.dir, &bytes);
+	if (r < 0) {
+		vault_set(y, VAULT_ERROR, "copy failed: %s", strerror(-r));
+		(void)vault_audit_now_x(v, s, true, true, extra);
+		return;
+	}
+	vault_set(y, VAULT_OK, "copied, compacted: %llu bytes; no key in it",
+	    (unsigned long long)bytes);
+	if (vault_audit_now_x(v, s, false, true, extra) < 0) {
+		vault_db_copy_remove(q->backup.dir);
+		return;
+	}
+	y->backup_bytes = bytes;
+}
+
 /* ---- the vault thread ---------------------------------------------------- */
 
 static void
@@ -2333,6 +2385,9 @@ vault_run_one(struct vault *v, struct vault_slot *s)
 		break;
 	case VAULT_OP_FAX_PAGE:
 		vault_op_fax_page(v, s);
+		break;
+	case VAULT_OP_BACKUP:
+		vault_op_backup(v, s);
 		break;
 	case VAULT_OP_AUDIT:
 		/* An admin action done by the loop: the same trail, synced. */
@@ -2555,6 +2610,8 @@ vault_deliver(struct vault *v)
 	for (; s; s = next) {
 		next = s->next;
 		v->pending--;
+		v->seen_initialized = s->reply.initialized;
+		v->seen_sealed = s->reply.sealed;
 		s->cb(s->arg, &s->reply);
 		vault_slot_put(v, s);
 	}
@@ -2626,6 +2683,13 @@ size_t
 vault_pending(const struct vault *v)
 {
 	return v ? v->pending : 0;
+}
+
+void
+vault_state(const struct vault *v, bool *ret_initialized, bool *ret_sealed)
+{
+	*ret_initialized = v && v->seen_initialized;
+	*ret_sealed = !v || v->seen_sealed;
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -2761,6 +2825,41 @@ out:
 }
 
 int
+vault_schema_read(const char *path, uint32_t *ret_version)
+{
+	Twinroute__Vault__VaultMeta *pm;
+	struct vault_db db;
+	struct vault_txn t;
+	MDB_val val;
+	int r;
+
+	if (!path || !ret_version)
+		return -EINVAL;
+	r = vault_db_open_rdonly(&db, path);
+	if (r < 0)
+		return r;
+	r = vault_txn_begin(&db, true, &t);
+	if (r == 0) {
+		r = vault_get(&t, VDB_META, VAULT_META_KEY,
+		    sizeof(VAULT_META_KEY) - 1, &val);
+		if (r == 0) {
+			pm = twinroute__vault__vault_meta__unpack(NULL,
+			    val.mv_size, val.mv_data);
+			if (pm) {
+				*ret_version = pm->schema_version;
+				twinroute__vault__vault_meta__free_unpacked(pm,
+				    NULL);
+			} else {
+				r = -EBADMSG;
+			}
+		}
+		vault_txn_abort(&t);
+	}
+	mdb_env_close(db.env);
+	return r;
+}
+
+int
 vault_open(const struct vault_opts *opts, struct event_base *base,
     struct vault **ret_vault)
 {
@@ -2875,6 +2974,8 @@ vault_open(const struct vault_opts *opts, struct event_base *base,
 		goto fail;
 	}
 
+	v->seen_initialized = v->initialized;
+	v->seen_sealed = v->sealed;
 	/* Signals belong to the loop: the vault thread blocks them all. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

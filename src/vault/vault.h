@@ -31,6 +31,8 @@ struct fax_doc;
 #define VAULT_ENVELOPE_MAX 1024
 #define VAULT_ENROL_KEY_SIZE 32    /* X25519 public key */
 #define VAULT_PENDING_MAX 4096
+#define VAULT_BACKUP_PATH_MAX 1024 /* backup target directory, NUL included */
+#define VAULT_SCHEMA_VERSION 1     /* VaultMeta.schema_version */
 
 struct vault;
 
@@ -73,6 +75,7 @@ enum vault_op {
 	VAULT_OP_AUTHENTICATE,     /* member + auth */
 	VAULT_OP_AUDIT,            /* an admin action's line for the audit log */
 	VAULT_OP_FAX_PAGE,         /* member + fax: compose the card fax page */
+	VAULT_OP_BACKUP,           /* backup: copy the environment, compacted */
 	VAULT_OP__COUNT,
 };
 
@@ -135,6 +138,12 @@ struct vault_request {
 			char amount[48];          /* "12.50 EUR" */
 			int64_t time_unix;        /* shown on the page */
 		} fax;
+		struct {
+			/* An existing, empty directory (absolute): gets
+			 * data.mdb, fsynced with the directory. The key
+			 * file is not copied. */
+			char dir[VAULT_BACKUP_PATH_MAX];
+		} backup;
 	};
 };
 
@@ -165,6 +174,9 @@ struct vault_reply {
 	/* ROTATE */
 	uint32_t resealed;                /* records moved to the new key */
 
+	/* BACKUP with VAULT_OK: the size of the copy */
+	uint64_t backup_bytes;
+
 	/*
 	 * FAX_PAGE with VAULT_OK: the encoded page (src/vault/faxdoc.h), in
 	 * locked memory. The callback takes it by setting this to NULL and
@@ -184,11 +196,19 @@ typedef void (*vault_reply_fn)(void *arg, struct vault_reply *reply);
  * shares), -EPERM (the key file or the directory allows group or other
  * access, or is not ours), -ENOENT (a key-file vault without its key
  * file), -EKEYREJECTED (the key file does not match the vault),
- * -EBADMSG (the vault's records fail their checks), or the error opening
- * the environment or the audit log.
+ * -EBADMSG (the vault's records fail their checks), -TR_ESCHEMA (the
+ * vault records another schema version than VAULT_SCHEMA_VERSION:
+ * vault_schema_read() tells which), or the error opening the environment
+ * or the audit log.
  */
 int vault_open(const struct vault_opts *opts, struct event_base *base,
     struct vault **ret_vault);
+/*
+ * The schema version the vault at path records (read-only; the vault must
+ * not be open): for the message after vault_open said -TR_ESCHEMA.
+ * -ENOENT if it is not initialized.
+ */
+int vault_schema_read(const char *path, uint32_t *ret_version);
 /* Seal (wipe every key), stop and join the thread. NULL-safe; returns NULL. */
 struct vault *vault_close(struct vault *v);
 
@@ -205,6 +225,10 @@ int vault_submit(struct vault *v, const struct vault_request *req,
 
 /* Requests queued or in progress. */
 size_t vault_pending(const struct vault *v);
+/* Initialized and sealed as of the last reply delivered (every reply
+ * carries them), or of vault_open before any. Loop thread. */
+void vault_state(const struct vault *v, bool *ret_initialized,
+    bool *ret_sealed);
 
 /* Stable names: "OK", "VAULT_SEALED", "NO_CARD", ... */
 const char *vault_strcode(enum vault_code code);

@@ -25,7 +25,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,6 +138,63 @@ fail:
 	mdb_env_close(db->env);
 	db->env = NULL;
 	return r;
+}
+
+int
+vault_db_open_rdonly(struct vault_db *db, const char *path)
+{
+	MDB_txn *txn;
+	int r;
+
+	memset(db, 0, sizeof(*db));
+	r = store_mdb_errno(mdb_env_create(&db->env));
+	if (r < 0) {
+		db->env = NULL;
+		return r;
+	}
+	r = store_mdb_errno(mdb_env_set_maxdbs(db->env, VAULT_MAXDBS));
+	if (r == 0)
+		r = store_mdb_errno(mdb_env_open(db->env, path,
+		    MDB_RDONLY | MDB_NOTLS, 0600));
+	if (r == 0)
+		r = store_mdb_errno(mdb_txn_begin(db->env, NULL, MDB_RDONLY,
+		    &txn));
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < VDB__COUNT; i++) {
+		r = store_mdb_errno(mdb_dbi_open(txn, vault_db_names[i], 0,
+		    &db->dbi[i]));
+		if (r < 0) {
+			mdb_txn_abort(txn);
+			goto fail;
+		}
+	}
+	/* Committed, the handles outlive the transaction. */
+	r = store_mdb_errno(mdb_txn_commit(txn));
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	mdb_env_close(db->env);
+	db->env = NULL;
+	return r;
+}
+
+int
+vault_db_copy(struct vault_db *db, const char *dir, uint64_t *ret_bytes)
+{
+	return store_env_copy(db->env, dir, ret_bytes);
+}
+
+void
+vault_db_copy_remove(const char *dir)
+{
+	char path[PATH_MAX];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (n > 0 && (size_t)n < sizeof(path))
+		(void)unlink(path);
 }
 
 void

@@ -27,7 +27,6 @@
 #define VAULT_TAG_SIZE 16
 #define VAULT_KCV_SIZE 32
 #define VAULT_RECORD_VERSION 1
-#define VAULT_SCHEMA_VERSION 1
 
 /* ---- store (vault_db.c) ------------------------------------------------ */
 
@@ -53,8 +52,14 @@ struct vault_txn {
 
 /* Directory created 0700 (tightened to 0700 if ours and looser). */
 int vault_db_open(struct vault_db *db, const char *path, uint64_t map_size);
+/* Read-only, every database must exist (vault_schema_read). */
+int vault_db_open_rdonly(struct vault_db *db, const char *path);
 void vault_db_close(struct vault_db *db);
 int vault_db_sync(struct vault_db *db);
+/* A hot copy, compacted, into dir/data.mdb, fsynced (store_env_copy). */
+int vault_db_copy(struct vault_db *db, const char *dir, uint64_t *ret_bytes);
+/* Remove what vault_db_copy made in dir. */
+void vault_db_copy_remove(const char *dir);
 
 int vault_txn_begin(struct vault_db *db, bool rdonly, struct vault_txn *ret_t);
 /* Commits unless an operation failed: then aborts and returns that. */

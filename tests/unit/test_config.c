@@ -242,7 +242,7 @@ test_shipped_conf_documents_defaults(void **state)
 {
 	static const char *const keys[] = {
 		"state_dir", "pid_file", "log_level", "log_target",
-		"syslog_facility", "path", "map_size", "listen", "tls_cert",
+		"syslog_facility", "log_file", "log_format", "path", "map_size", "listen", "tls_cert",
 		"tls_key", "max_frame", "max_connections", "idle_timeout",
 		"output_limit", "page_size", "page_size_max", "socket",
 		"admin_group", "max_connections", "idle_timeout", "path",
@@ -259,6 +259,7 @@ test_shipped_conf_documents_defaults(void **state)
 		"require_authentication", "authserv_id",
 		"listen", "tls_cert", "tls_key", "heartbeat", "window",
 		"max_connections", "max_frame",
+		"listen",
 		"modems", "speed", "flow", "init", "dial_prefix",
 		"international_prefix", "ident", "max_bps", "broker_name",
 		"font", "font_px", "retry_busy", "retry_no_answer",
@@ -588,8 +589,9 @@ test_bad_values(void **state)
 		{ "[daemon]\nlog_level = verbose\n",
 		  "daemon.log_level: not a log level (err, warn, info, debug): "
 		  "verbose" },
-		{ "[daemon]\nlog_target = file\n",
-		  "daemon.log_target: not a log target (stderr, syslog): file" },
+		{ "[daemon]\nlog_target = journal\n",
+		  "daemon.log_target: not a log target (stderr, syslog, file): "
+		  "journal" },
 		{ "[daemon]\nsyslog_facility = local8\n",
 		  "daemon.syslog_facility: not a syslog facility (daemon, "
 		  "local0..local7): local8" },

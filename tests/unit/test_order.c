@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* test_order.c -- transitions, history, outbox, idempotency, order ids */
+/* test_order.c -- transitions, history, outbox, counts, idempotency, ids */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <setjmp.h>
@@ -587,6 +587,231 @@ test_ids_and_listing(void **state)
 	store_txn_abort(txn);
 }
 
+/* ---- counts by state ------------------------------------------------- */
+
+/* The META key the counts live under (order.c). */
+#define COUNTS_KEY "order_counts"
+
+static int
+count_one(const Order *o, void *arg)
+{
+	struct order_counts *c = arg;
+
+	c->state[o->state]++;
+	c->fax[o->fax_state]++;
+	return 0;
+}
+
+/* What a scan of every order says. */
+static void
+counts_scan(struct store *s, struct order_counts *ret)
+{
+	struct store_txn *txn;
+
+	memset(ret, 0, sizeof(*ret));
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_iter(txn, count_one, ret), 0);
+	store_txn_abort(txn);
+}
+
+/* What the store keeps. */
+static void
+counts_stored(struct store *s, struct order_counts *ret)
+{
+	struct store_txn *txn;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_counts_get(txn, ret), 0);
+	store_txn_abort(txn);
+}
+
+static void
+assert_counts_match_scan(struct store *s)
+{
+	struct order_counts kept, scan;
+
+	counts_stored(s, &kept);
+	counts_scan(s, &scan);
+	assert_memory_equal(&kept, &scan, sizeof(kept));
+}
+
+static void
+drop_counts(struct store *s)
+{
+	struct store_txn *txn;
+	struct order_counts c;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_del(txn, STORE_DB_META, COUNTS_KEY,
+	    sizeof(COUNTS_KEY) - 1), 0);
+	assert_int_equal(order_counts_get(txn, &c), -ENOENT);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+}
+
+static uint64_t
+entries(struct store *s, enum store_db db)
+{
+	struct store_txn *txn;
+	uint64_t n = 99;
+
+	assert_int_equal(store_txn_begin(s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_db_entries(txn, db, &n), 0);
+	store_txn_abort(txn);
+	return n;
+}
+
+static void
+test_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct order_counts c, before, zero = { 0 };
+	struct store_latency commit, fsync;
+	struct store_txn *txn;
+	uint64_t a, b, cf, d, n;
+	uint8_t wrong[(ORDER_N_STATES + ORDER_N_FAX) * 8] = { 0 };
+	bool rebuilt = false;
+	Order *o;
+
+	/* A new store: counted at start (nothing), and only once. */
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_true(rebuilt);
+	counts_stored(f->s, &c);
+	assert_memory_equal(&c, &zero, sizeof(c));
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_false(rebuilt);
+
+	/* The counts follow every transition, the fax track's too. */
+	a = make_order(f->s, "100001");
+	counts_stored(f->s, &c);
+	assert_int_equal(c.state[S(RECEIVED)], 1);
+	assert_int_equal(c.fax[FX(NONE)], 1);
+	assert_int_equal(move(f->s, a, S(AUTHORIZED), "vault: OK", 2000), 0);
+	b = make_order(f->s, "100002");
+	assert_int_equal(move(f->s, b, S(DECLINED), "vault: NO_CARD", 2000),
+	    0);
+	cf = make_order(f->s, "100001");
+	confirm_order(f->s, cf);
+	assert_int_equal(fax_move(f->s, cf, FX(DIALING), 3100), 0);
+	d = make_order(f->s, "100002");
+	confirm_order(f->s, d);
+	assert_int_equal(move(f->s, d, S(CANCELLED), "member: cancel", 3200),
+	    0);
+	/* Refused transitions change nothing. */
+	assert_int_equal(move(f->s, b, S(AUTHORIZED), "x", 3300),
+	    -ORDER_EFORBIDDEN);
+	assert_int_equal(fax_move(f->s, a, FX(DIALING), 3300),
+	    -ORDER_EFORBIDDEN);
+	counts_stored(f->s, &c);
+	assert_int_equal(c.state[S(STATE_UNSPECIFIED)], 0);
+	assert_int_equal(c.state[S(RECEIVED)], 0);
+	assert_int_equal(c.state[S(AUTHORIZED)], 1);
+	assert_int_equal(c.state[S(DECLINED)], 1);
+	assert_int_equal(c.state[S(CONFIRMED)], 1);
+	assert_int_equal(c.state[S(CANCELLED)], 1);
+	assert_int_equal(c.state[S(AWAITING_CONFIRMATION)], 0);
+	assert_int_equal(c.fax[FX(NONE)], 2);
+	assert_int_equal(c.fax[FX(QUEUED)], 0);
+	assert_int_equal(c.fax[FX(DIALING)], 1);
+	assert_int_equal(c.fax[FX(CANCELLED)], 1);
+	assert_counts_match_scan(f->s);
+
+	/* Aborted transactions leave them as they were, though the
+	 * transaction itself saw its change. */
+	before = c;
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(order_get(txn, a, &o), 0);
+	assert_int_equal(order_enter_state(txn, o, S(AWAITING_CONFIRMATION),
+	    "mail: sent", 4000), 0);
+	twinroute__order__free_unpacked(o, NULL);
+	assert_int_equal(order_get(txn, cf, &o), 0);
+	assert_int_equal(order_fax_enter(txn, o, FX(SENDING), "fax", 4000), 0);
+	twinroute__order__free_unpacked(o, NULL);
+	assert_int_equal(order_counts_get(txn, &c), 0);
+	assert_int_equal(c.state[S(AWAITING_CONFIRMATION)], 1);
+	assert_int_equal(c.fax[FX(SENDING)], 1);
+	store_txn_abort(txn);
+	counts_stored(f->s, &c);
+	assert_memory_equal(&c, &before, sizeof(c));
+	/* A creation that aborts is not counted either. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	{
+		Order t = TWINROUTE__ORDER__INIT;
+
+		assert_int_equal(order_next_id(txn, &t.id), 0);
+		t.member = unconst("100003");
+		t.service_id = unconst("svc-1");
+		t.provider_id = unconst("prov-1");
+		assert_int_equal(order_dup(&t, &o), 0);
+	}
+	assert_int_equal(order_enter_state(txn, o, S(RECEIVED), "order", 4100),
+	    0);
+	twinroute__order__free_unpacked(o, NULL);
+	store_txn_abort(txn);
+	counts_stored(f->s, &c);
+	assert_memory_equal(&c, &before, sizeof(c));
+
+	/* A store made before the counts were kept: the start-up count
+	 * matches what the transitions kept, and a scan. */
+	drop_counts(f->s);
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_true(rebuilt);
+	counts_stored(f->s, &c);
+	assert_memory_equal(&c, &before, sizeof(c));
+	/* Without the start-up count, the first transition counts. */
+	drop_counts(f->s);
+	assert_int_equal(move(f->s, a, S(AWAITING_CONFIRMATION), "sent", 4200),
+	    0);
+	assert_counts_match_scan(f->s);
+	/* Counts found wrong (a count below zero to come) are made again. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_META, COUNTS_KEY,
+	    sizeof(COUNTS_KEY) - 1, wrong, sizeof(wrong)), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	assert_int_equal(fax_move(f->s, cf, FX(SENDING), 4300), 0);
+	assert_counts_match_scan(f->s);
+	/* A value of another size (other states) is no counts at all. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_META, COUNTS_KEY,
+	    sizeof(COUNTS_KEY) - 1, wrong, 8), 0);
+	assert_int_equal(order_counts_get(txn, &c), -ENOENT);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_true(rebuilt);
+	assert_counts_match_scan(f->s);
+
+	/* They survive a reopen. */
+	store_close(f->s);
+	f->s = open_store(f);
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_false(rebuilt);
+	assert_counts_match_scan(f->s);
+	counts_stored(f->s, &c);
+	assert_int_equal(c.state[S(AWAITING_CONFIRMATION)], 1);
+	assert_int_equal(c.fax[FX(SENDING)], 1);
+
+	/* Outbox depths without a scan: cf's fax and provider jobs. */
+	assert_int_equal(entries(f->s, STORE_DB_OUTBOX_FAX), 1);
+	assert_int_equal(entries(f->s, STORE_DB_OUTBOX_PROVIDER), 2);
+	assert_int_equal(entries(f->s, STORE_DB_OUTBOX_MAIL), 0);
+	assert_int_equal(entries(f->s, STORE_DB_ORDERS), 4);
+
+	/* Every commit since the reopen was timed; no sync thread ran. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_META, "x", 1, "y", 1), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	store_get_latency(f->s, &commit, &fsync);
+	n = 0;
+	for (size_t i = 0; i <= STORE_LATENCY_BUCKETS; i++) {
+		n += commit.bucket[i];
+		assert_int_equal(fsync.bucket[i], 0);
+	}
+	assert_true(n >= 1);
+	assert_true(commit.sum_ns > 0);
+	for (size_t i = 1; i < STORE_LATENCY_BUCKETS; i++)
+		assert_true(store_latency_bounds_ns[i] >
+		    store_latency_bounds_ns[i - 1]);
+}
+
 static void
 test_checks(void **state)
 {
@@ -631,6 +856,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
 		cmocka_unit_test(test_checks),
 	};
 

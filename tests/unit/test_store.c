@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* test_store.c -- unit tests for the LMDB store and its group commit */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -369,6 +371,13 @@ test_schema_mismatch(void **state)
 
 	assert_int_equal(store_open(&opts, NULL, &s2), -TR_ESCHEMA);
 	assert_null(s2);
+	{
+		uint32_t v = 0;
+
+		/* What the daemon's message names. */
+		assert_int_equal(store_schema_read(f->path, &v), 0);
+		assert_int_equal(v, STORE_SCHEMA_VERSION + 1);
+	}
 	/* Refused with a base too, and nothing is left running. */
 	{
 		struct event_base *base = event_base_new();
@@ -848,6 +857,72 @@ test_no_base_sync(void **state)
 	store_close(s);
 }
 
+struct copy_arg {
+	struct store *s;
+	const char *dir;
+	uint64_t last_txn, bytes;
+	int r;
+};
+
+static void *
+copy_thread(void *arg)
+{
+	struct copy_arg *a = arg;
+
+	a->r = store_copy(a->s, a->dir, &a->last_txn, &a->bytes);
+	return NULL;
+}
+
+/* store_copy on another thread while a write transaction is open. */
+static void
+test_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, MAP_SIZE_DEFAULT, NULL);
+	struct store_opts opts = { .map_size = MAP_SIZE_DEFAULT };
+	struct copy_arg a = { .s = s };
+	struct store_txn *txn;
+	struct stat st;
+	char dest[128], file[160];
+	uint64_t seq = 0, last, bytes;
+	uint32_t version = 0;
+	pthread_t t;
+
+	put_one(s, STORE_DB_PROVIDERS, "p1", "before", &seq);
+	snprintf(dest, sizeof(dest), "%s/copy", f->dir);
+	snprintf(file, sizeof(file), "%s/data.mdb", dest);
+	assert_int_equal(mkdir(dest, 0700), 0);
+	a.dir = dest;
+
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_DB_PROVIDERS, "p2", 2, "w", 1),
+	    0);
+	assert_int_equal(pthread_create(&t, NULL, copy_thread, &a), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+	assert_int_equal(a.r, 0);
+	assert_int_equal(a.last_txn, seq);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal((uint64_t)st.st_size, a.bytes);
+
+	/* The file is there: not overwritten. No folder: nothing made. */
+	assert_int_equal(store_copy(s, dest, &last, &bytes), -EEXIST);
+	snprintf(file, sizeof(file), "%s/none", f->dir);
+	assert_int_equal(store_copy(s, file, &last, &bytes), -ENOENT);
+	store_close(s);
+
+	/* The copy is a store: what was committed, not what was open. */
+	opts.path = dest;
+	assert_int_equal(store_open(&opts, NULL, &s), 0);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p1", "before"), 0);
+	assert_int_equal(get_str(s, STORE_DB_PROVIDERS, "p2", NULL), -ENOENT);
+	store_close(s);
+	assert_int_equal(store_schema_read(dest, &version), 0);
+	assert_int_equal(version, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_schema_read(file, &version), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -877,6 +952,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_base_sync, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

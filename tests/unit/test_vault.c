@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <lmdb.h>
 
+#include "common/errcode.h"
 #include "vault.pb-c.h"
 #include "vault/card.h"
 #include "vault/envelope.h"
@@ -1431,6 +1432,85 @@ test_finder_works(void **state)
 	}
 }
 
+/* A hot copy (twinroutectl backup): a vault opened on it is the same. */
+static void
+test_backup(void **state)
+{
+	struct fixture *f = *state;
+	struct vault_request q = req(VAULT_OP_BACKUP, NULL);
+	Twinroute__Vault__VaultMeta *pm;
+	struct vault_reply y;
+	struct vault *v = NULL;
+	struct stat st;
+	char dest[128], file[160], *log;
+	uint8_t buf[512];
+	uint32_t version = 0;
+	struct raw r;
+	char key[] = "vault";
+	MDB_val k = { sizeof(key) - 1, key }, val;
+	size_t len;
+
+	init_key_file(f);
+	assert_code(card_set(f, "M1", VISA, 12, 2035), VAULT_OK);
+
+	/* A relative folder: refused. */
+	snprintf(q.backup.dir, sizeof(q.backup.dir), "relative");
+	assert_code(call(f, f->v, &q), VAULT_BAD_REQUEST);
+
+	snprintf(dest, sizeof(dest), "%s/bk", f->dir);
+	snprintf(file, sizeof(file), "%s/data.mdb", dest);
+	/* A folder that is not there: the copy fails, nothing is left. */
+	snprintf(q.backup.dir, sizeof(q.backup.dir), "%s", dest);
+	y = call(f, f->v, &q);
+	assert_code(y, VAULT_ERROR);
+	assert_int_equal(y.backup_bytes, 0);
+
+	assert_int_equal(mkdir(dest, 0700), 0);
+	y = call(f, f->v, &q);
+	assert_code(y, VAULT_OK);
+	assert_false(y.sealed);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal((uint64_t)st.st_size, y.backup_bytes);
+	/* Into the same folder again: the file is there. */
+	assert_code(call(f, f->v, &q), VAULT_ERROR);
+	assert_int_equal(stat(file, &st), 0);
+	log = read_file(f->audit, &len);
+	assert_int_equal(count_lines(log, "op=backup result=OK"), 1);
+	free(log);
+	close_vault(f);
+
+	/* The copy, with the same key file, unseals and has the card. */
+	assert_int_equal(try_open(f, dest, f->audit, &v), 0);
+	f->v = v;
+	y = do_op(f, VAULT_OP_CARD_SHOW, "M1");
+	assert_code(y, VAULT_OK);
+	assert_string_equal(y.last4, "1111");
+	close_vault(f);
+	v = NULL;
+	assert_int_equal(vault_schema_read(dest, &version), 0);
+	assert_int_equal(version, VAULT_SCHEMA_VERSION);
+
+	/* A newer schema: refused as such, and vault_schema_read says which. */
+	raw_open(f, &r, "meta", true);
+	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &val), 0);
+	pm = twinroute__vault__vault_meta__unpack(NULL, val.mv_size,
+	    val.mv_data);
+	assert_non_null(pm);
+	pm->schema_version = VAULT_SCHEMA_VERSION + 1;
+	len = twinroute__vault__vault_meta__pack(pm, buf);
+	twinroute__vault__vault_meta__free_unpacked(pm, NULL);
+	val.mv_size = len;
+	val.mv_data = buf;
+	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &val, 0), 0);
+	raw_close(&r, true);
+	assert_int_equal(try_open(f, f->path, f->audit, &v), -TR_ESCHEMA);
+	assert_null(v);
+	assert_int_equal(vault_schema_read(f->path, &version), 0);
+	assert_int_equal(version, VAULT_SCHEMA_VERSION + 1);
+	assert_int_equal(vault_schema_read(f->dir, &version), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -1454,6 +1534,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_no_plaintext_at_rest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_finder_works, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <openssl/bio.h>
@@ -39,6 +40,8 @@
 #define CONTROL_SOCKET_ENV "TWINROUTE_CONTROL"
 /* An import of a large catalog waits for its commit. */
 #define CTL_TIMEOUT_MS 60000
+/* A backup of a large store takes as long as copying it. */
+#define CTL_BACKUP_TIMEOUT_MS (24 * 3600 * 1000)
 /* Import files are read whole; past this they cannot fit in one frame. */
 #define IMPORT_FILE_MAX (4 * (size_t)CTL_FRAME_MAX)
 
@@ -161,15 +164,17 @@ ctl_call(const struct ctx *ctx, Twinroute__Ctl__CtlRequest *req,
     Twinroute__Ctl__CtlResponse **ret_resp)
 {
 	_cleanup_(tr_conn_closep) struct tr_conn *c = NULL;
+	const int timeout_ms = req->command == CTL_BACKUP ?
+	    CTL_BACKUP_TIMEOUT_MS : CTL_TIMEOUT_MS;
 	const struct cli_peer peer = {
 		.name = ctx->socket,
 		.limiter = "the control socket",
 		.closed = "the daemon closed the connection without a reply",
 		.send_max = CTL_FRAME_MAX,
 		.recv_max = CTL_FRAME_MAX,
-		.timeout_ms = CTL_TIMEOUT_MS,
+		.timeout_ms = timeout_ms,
 	};
-	struct tr_conn_opts opts = { .timeout_ms = CTL_TIMEOUT_MS };
+	struct tr_conn_opts opts = { .timeout_ms = timeout_ms };
 	Twinroute__Ctl__CtlResponse *resp;
 	ProtobufCMessage *reply;
 	int r;
@@ -650,6 +655,7 @@ struct run {
 	char secret[1100];              /* password or share; wiped */
 	uint8_t envelope[ENVELOPE_MAX]; /* the card, sealed to the vault */
 	uint8_t *cert_der;              /* provider cert: the certificate */
+	char *backup_dir;               /* backup: DIR made absolute */
 	Twinroute__Ctl__LedgerQuery ledger; /* ledger: the period */
 	Twinroute__Ctl__CtlResponse *resp;
 	const struct ctx *ctx;
@@ -662,6 +668,7 @@ run_done(struct run *run)
 	OPENSSL_cleanse(run->envelope, sizeof(run->envelope));
 	resp_freep(&run->resp);
 	free(run->cert_der);
+	free(run->backup_dir);
 	free(run->items);
 	import_free(&run->im);
 }
@@ -3146,6 +3153,74 @@ print_modem_list(const struct ctx *ctx, const struct run *run)
 	return CLI_EXIT_OK;
 }
 
+/* ---- backup --------------------------------------------------------- */
+
+/* DIR as the daemon needs it: absolute (from our working directory). */
+static int
+build_backup(struct run *run)
+{
+	const char *dir = run->pos[0];
+	char *cwd = NULL;
+	int n;
+
+	if (dir[0] == '\0')
+		return args_cmd_error(&run->a, "DIR is empty");
+	if (dir[0] == '/') {
+		run->backup_dir = strdup(dir);
+	} else {
+		cwd = getcwd(NULL, 0);
+		if (cwd == NULL)
+			return cli_fail("cannot make %s absolute: the current "
+			    "directory: %s", dir, strerror(errno));
+		n = asprintf(&run->backup_dir, "%s%s%s", cwd,
+		    cwd[strlen(cwd) - 1] == '/' ? "" : "/", dir);
+		free(cwd);
+		if (n < 0)
+			run->backup_dir = NULL;
+	}
+	if (run->backup_dir == NULL)
+		return cli_fail("out of memory");
+	if (strlen(run->backup_dir) > CTL_BACKUP_DIR_MAX)
+		return args_cmd_error(&run->a, "DIR %s: longer than %d bytes",
+		    run->backup_dir, CTL_BACKUP_DIR_MAX);
+	run->req.backup_dir = run->backup_dir;
+	return CLI_GO_ON;
+}
+
+static int
+print_backup(const struct ctx *ctx, const struct run *run)
+{
+	const Twinroute__Ctl__BackupResult *b = run->resp->backup;
+	char a[OUT_BUF_SIZE], v[OUT_BUF_SIZE];
+	const int kw = 7;
+
+	if (!b)
+		return cli_fail("%s: the reply carries no backup result",
+		    ctx->socket);
+	if (ctx->json)
+		return cli_print_json(OUT_JSON_OBJECT(
+		    { "dir", out_json_string(b->dir) },
+		    { "broker_path", out_json_string(b->broker_path) },
+		    { "broker_bytes", json_object_new_uint64(b->broker_bytes) },
+		    { "broker_last_txn",
+			json_object_new_uint64(b->broker_last_txn) },
+		    { "vault_path", out_json_string(b->vault_path) },
+		    { "vault_bytes", json_object_new_uint64(b->vault_bytes) },
+		    { "duration_ms", json_object_new_uint64(b->duration_ms) },
+		    { "key_included", json_object_new_boolean(false) },
+		    { "key_note", out_json_string(b->key_note) }));
+	printf("backup written to %s\n", b->dir);
+	out_kv(stdout, kw, "broker", "%s  %s (every write up to txn %" PRIu64
+	    ")", b->broker_path, out_size(b->broker_bytes, a, sizeof(a)),
+	    b->broker_last_txn);
+	out_kv(stdout, kw, "vault", "%s  %s", b->vault_path,
+	    out_size(b->vault_bytes, v, sizeof(v)));
+	out_kv(stdout, kw, "took", "%" PRIu64 ".%03" PRIu64 " s",
+	    b->duration_ms / 1000, b->duration_ms % 1000);
+	printf("note: %s\n", b->key_note);
+	return CLI_EXIT_OK;
+}
+
 static const struct command commands[CTL__COUNT] = {
 	[CTL_STATUS] = { .print = print_status },
 	[CTL_PROVIDER_ADD] = { .opts = { OPT_NAME, OPT_EMAIL, OPT_FAX },
@@ -3232,6 +3307,8 @@ static const struct command commands[CTL__COUNT] = {
 	[CTL_FAX_RETRY] = { .pos = "ORDER", .target = true,
 	    .build = build_order_id, .print = print_fax_retried },
 	[CTL_MODEM_LIST] = { .print = print_modem_list },
+	[CTL_BACKUP] = { .pos = "DIR", .build = build_backup,
+	    .print = print_backup },
 };
 
 /*
