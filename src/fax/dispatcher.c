@@ -744,10 +744,17 @@ out:
 	return taken;
 }
 
-/* A free modem that is not waiting after a fault; NULL when none. */
+/*
+ * A free modem that is not resting after a fault; NULL when none. A modem
+ * whose last call failed on the modem itself (DOWN) is taken only when no
+ * other is free, so a broken modem does not keep the next job from a
+ * good one.
+ */
 static struct fslot *
 fax_free_slot(struct fax_dispatcher *f, uint64_t now, uint64_t *ret_wake)
 {
+	struct fslot *down = NULL;
+
 	*ret_wake = UINT64_MAX;
 	for (size_t i = 0; i < f->n_slots; i++) {
 		struct fslot *s = &f->slots[i];
@@ -759,9 +766,12 @@ fax_free_slot(struct fax_dispatcher *f, uint64_t now, uint64_t *ret_wake)
 				*ret_wake = s->down_until_ms;
 			continue;
 		}
-		return s;
+		if (modem_state(s->modem) != MODEM_DOWN)
+			return s;
+		if (down == NULL)
+			down = s;
 	}
-	return NULL;
+	return down;
 }
 
 static void

@@ -96,6 +96,7 @@ struct modem {
 	uint64_t start_ms;
 	uint64_t guard_ms;	/* monotonic ms the call is cut at */
 	bool in_pages;		/* the phase callback ran */
+	bool resetting;		/* the abort burst went out: wait, discard */
 	modem_phase_fn phase_cb;
 	modem_done_fn done_cb;
 	void *arg;
@@ -357,6 +358,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		call_lost(m, 0);
 		return;
 	}
+	if (m->resetting)
+		return;	/* answers to the abort burst */
 	(void)class1_input(m->call, buf, (size_t)n, clock_monotonic_ms());
 	call_step(m);
 }
@@ -377,6 +380,17 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (m->call != NULL && m->resetting) {
+		/* The modem had its chance to leave whatever a dead host left
+		 * it in: drop what it said, and begin. */
+		m->resetting = false;
+		(void)tcflush(m->fd, TCIFLUSH);
+		now = clock_monotonic_ms();
+		(void)class1_start(m->call, now);
+		event_add(m->ev_write, NULL);
+		arm_timer(m, now);
+		return;
+	}
 	if (m->call == NULL) {
 		/* The device could not be opened: end on this loop turn. */
 		call_end(m, CLASS1_MODEM_ERROR, m->fail_reason, true);
@@ -391,6 +405,9 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	class1_timeout(m->call, now);
 	call_step(m);
 }
+
+/* DLE ETX (ends a data phase), CR (aborts a receive, ends a line). */
+static const uint8_t modem_abort_burst[] = { 0x10, 0x03, '\r' };
 
 /* Raw, 8N1, the speed and flow control of the options, then flush. 0 or
  * -errno. */
@@ -503,12 +520,23 @@ modem_call(struct modem *m, const char *number, const char *expect_csi,
 		}
 		m->fd = fd;
 		m->call = call;
-		(void)class1_start(call, m->start_ms);
-		/* The first command goes out from the loop, so nothing can
-		 * end the call from inside modem_call. */
+		/*
+		 * A modem may still be where a host that died left it: in a
+		 * data phase (+FTM: DLE ETX ends it), receiving (+FRM, +FRH:
+		 * any character aborts) or mid-line. The abort burst gets it
+		 * back to command mode whatever the case; its answers are
+		 * dropped, then the call begins from the timer, so nothing
+		 * can end the call from inside modem_call. (A real port also
+		 * dropped DTR when the dead host's descriptor closed: HUPCL.)
+		 */
+		(void)!write(fd, modem_abort_burst, sizeof(modem_abort_burst));
+		m->resetting = true;
 		event_add(m->ev_read, NULL);
-		event_add(m->ev_write, NULL);
-		arm_timer(m, m->start_ms);
+		{
+			struct timeval tv = { 0, MODEM_RESET_MS * 1000 };
+
+			evtimer_add(m->timer, &tv);
+		}
 	}
 	m->busy = true;
 	m->in_pages = false;

@@ -91,6 +91,10 @@ struct modem *modem_free(struct modem *m);
  * page data takes at 2400 bit/s is cut (CLASS1_TIMEOUT): the device is
  * closed, which drops DTR (HUPCL) on a real serial port. */
 #define MODEM_GUARD_MS (10 * 60 * 1000)
+/* After opening the device: the abort burst (DLE ETX, CR) gets a modem a
+ * dead host left in a data phase back to command mode; what it answers in
+ * this time is dropped before the call's first command. */
+#define MODEM_RESET_MS 300
 
 /*
  * Start a call to NUMBER with PAGES (kept valid by the caller until

@@ -71,7 +71,7 @@ class Line:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stdout:
+        if self.proc.stdout and not self.proc.stdout.closed:
             self.buf += self.proc.stdout.read() or b""
             self.proc.stdout.close()
 
