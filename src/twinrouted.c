@@ -218,6 +218,41 @@ provider_limits(const struct config *cfg, struct listener_limits *lim)
 	};
 }
 
+/* Descriptors besides connections: stores, listeners, eventfds, logs,
+ * modems, mail sessions. */
+#define FD_MARGIN 64
+
+/*
+ * Every connection is a descriptor: raise the soft RLIMIT_NOFILE to the
+ * hard limit (systemd leaves the soft one at 1024), and say so when the
+ * connection limits could still run past it. Past it, listeners refuse
+ * (server.c) rather than spin.
+ */
+static void
+raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	want = (rlim_t)cfg->client_max_connections +
+	    cfg->control_max_connections + cfg->lmtp_max_connections +
+	    (cfg->provider_listen[0] ? cfg->provider_max_connections : 0) +
+	    FD_MARGIN;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn("RLIMIT_NOFILE is %llu, below the %llu descriptors "
+		    "the max_connections settings allow: connections past it "
+		    "are refused; raise LimitNOFILE= (or ulimit -n) or lower "
+		    "max_connections", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)want);
+}
+
 static void
 shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -475,6 +510,7 @@ main(int argc, char **argv)
 	if (!foreground)
 		daemonize();
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&cfg);
 
 	if (mkdir(cfg.state_dir, 0700) < 0 && errno != EEXIST)
 		fatal("state directory %s", cfg.state_dir);

@@ -83,6 +83,7 @@ struct catalog {
 	uint32_t n_free;
 	struct cat_service *orphans;           /* services without provider */
 	struct search_index *search;
+	bool dry_run;                          /* catalog_set_dry_run() */
 };
 
 /* One record to write: a provider or a service, new or replacing. */
@@ -847,6 +848,12 @@ out:
 	return r;
 }
 
+void
+catalog_set_dry_run(struct catalog *cat, bool on)
+{
+	cat->dry_run = on;
+}
+
 /* -------------------------------------------------------------------- */
 /* Reads */
 
@@ -1028,12 +1035,25 @@ cat_field(char *s)
 	return s ? s : cat_empty;
 }
 
+/*
+ * A copy keeps only the fields the catalog knows: whatever else a request
+ * carried (protobuf-c keeps unknown fields as they came, some it would
+ * not read back) is neither stored nor served.
+ */
+static void
+cat_known_fields_only(ProtobufCMessage *m)
+{
+	m->n_unknown_fields = 0;
+	m->unknown_fields = NULL;
+}
+
 /* Shallow copies with every string set, for packing. */
 static void
 cat_op_set_provider(struct cat_op *op, const Twinroute__Provider *p)
 {
 	op->is_provider = true;
 	op->p = *p;
+	cat_known_fields_only(&op->p.base);
 	op->p.id = cat_field(p->id);
 	op->p.name = cat_field(p->name);
 	op->p.email = cat_field(p->email);
@@ -1048,6 +1068,7 @@ cat_op_set_price(struct cat_op *op, const Twinroute__Money *m)
 		return;
 	}
 	op->price = *m;
+	cat_known_fields_only(&op->price.base);
 	op->price.currency = cat_field(m->currency);
 	op->s.price = &op->price;
 }
@@ -1057,6 +1078,7 @@ cat_op_set_service(struct cat_op *op, const Twinroute__Service *s)
 {
 	op->is_provider = false;
 	op->s = *s;
+	cat_known_fields_only(&op->s.base);
 	op->s.id = cat_field(s->id);
 	op->s.provider_id = cat_field(s->provider_id);
 	op->s.category = cat_field(s->category);
@@ -1349,6 +1371,15 @@ cat_commit(struct catalog *cat, struct cat_op *ops, size_t n,
 			goto fail;
 		}
 	}
+	if (cat->dry_run) {
+		/* Everything but the commit: nothing changes. */
+		store_txn_abort(txn);
+		for (size_t i = n; i-- > 0;)
+			cat_op_unprepare(cat, &ops[i]);
+		if (ret_seq)
+			*ret_seq = 0;
+		return 0;
+	}
 	r = store_txn_commit(txn, &seq);
 	if (r < 0)
 		goto fail;
@@ -1519,6 +1550,12 @@ catalog_service_remove(struct catalog *cat, const char *id,
 	if (r < 0) {
 		store_txn_abort(txn);
 		return cat_store_fail(err, r);
+	}
+	if (cat->dry_run) {
+		store_txn_abort(txn);
+		if (ret_seq)
+			*ret_seq = 0;
+		return 0;
 	}
 	r = store_txn_commit(txn, &seq);
 	if (r < 0)

@@ -101,6 +101,15 @@ int catalog_import(struct catalog *cat, const struct catalog_item *items,
     size_t n, size_t *ret_providers, size_t *ret_services, uint64_t *ret_seq,
     struct catalog_err *err);
 
+/*
+ * Dry run, for tests and the fuzz targets: every write checks, prepares
+ * and writes its transaction as usual, then aborts it instead of
+ * committing, and returns 0 (*ret_seq 0) where it would have committed.
+ * Neither the store nor what reads see changes (only an empty category a
+ * write named may stay behind, as after a failed write).
+ */
+void catalog_set_dry_run(struct catalog *cat, bool on);
+
 /* Validation, exposed for the tools and tests. 0 or -TR_EINVAL_FIELD. */
 int catalog_check_provider(const Twinroute__Provider *p, struct catalog_err *err);
 int catalog_check_service(const Twinroute__Service *s, struct catalog_err *err);

@@ -8,6 +8,7 @@
 
 #include "client.pb-c.h"
 #include "catalog/catalog.h"
+#include "client/client_check.h"
 #include "common/log.h"
 #include "config-build.h"
 #include "daemon.h"
@@ -17,8 +18,6 @@
 
 /* Search hits returned when the client asks for none in particular. */
 #define CLIENT_SEARCH_DEFAULT 20
-/* Page tokens: one version byte, then the last service id of the page. */
-#define PAGE_TOKEN_V1 0x01
 
 void
 client_send_error(struct conn *c, uint64_t id, int code, const char *msg)
@@ -139,25 +138,6 @@ client_list_categories(struct conn *c, const Request *req)
 	free(acc.cats);
 }
 
-/* Decode a page token into the id to start after. 0, or -EINVAL. */
-static int
-page_token_decode(const ProtobufCBinaryData *tok, char *ret_after, size_t len)
-{
-	if (tok->len == 0) {
-		ret_after[0] = '\0';
-		return 0;
-	}
-	if (tok->len < 2 || tok->len - 1 > CATALOG_ID_MAX || tok->len > len ||
-	    tok->data[0] != PAGE_TOKEN_V1)
-		return -EINVAL;
-	for (size_t i = 1; i < tok->len; i++)
-		if (tok->data[i] < 0x21 || tok->data[i] > 0x7e)
-			return -EINVAL;
-	memcpy(ret_after, tok->data + 1, tok->len - 1);
-	ret_after[tok->len - 1] = '\0';
-	return 0;
-}
-
 static void
 client_list_services(struct conn *c, const Request *req)
 {
@@ -165,13 +145,13 @@ client_list_services(struct conn *c, const Request *req)
 	struct daemon *d = conn_ctx(c);
 	Twinroute__Client__ServiceList sl = TWINROUTE__CLIENT__SERVICE_LIST__INIT;
 	Response resp = TWINROUTE__CLIENT__RESPONSE__INIT;
-	char after[CATALOG_ID_MAX + 2];
-	uint8_t token[CATALOG_ID_MAX + 2];
+	char after[CATALOG_ID_MAX + 1];
+	uint8_t token[CLIENT_PAGE_TOKEN_MAX];
 	const Twinroute__Service **out;
 	size_t n, size;
 	bool more = false;
 
-	if (page_token_decode(&ls->page_token, after, sizeof(after)) < 0) {
+	if (client_page_token_decode(&ls->page_token, after) < 0) {
 		client_send_error(c, req->id,
 		    TWINROUTE__ERROR_CODE__ERR_BAD_PAGE_TOKEN,
 		    "page_token: not a token this server issued");
@@ -191,11 +171,9 @@ client_list_services(struct conn *c, const Request *req)
 	sl.n_services = n;
 	sl.services = unconst(out);
 	if (more && n > 0) {
-		size_t idlen = strlen(out[n - 1]->id);
-		token[0] = PAGE_TOKEN_V1;
-		memcpy(token + 1, out[n - 1]->id, idlen);
 		sl.next_page_token.data = token;
-		sl.next_page_token.len = idlen + 1;
+		sl.next_page_token.len = client_page_token_encode(out[n - 1]->id,
+		    token);
 	}
 	resp.id = req->id;
 	resp.body_case = TWINROUTE__CLIENT__RESPONSE__BODY_SERVICES;

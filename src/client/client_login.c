@@ -11,6 +11,7 @@
 
 #include "client.pb-c.h"
 #include "store.pb-c.h"
+#include "client/client_check.h"
 #include "client/session.h"
 #include "common/errcode.h"
 #include "common/log.h"
@@ -416,16 +417,9 @@ client_login(struct conn *c, const Request *req)
 		    "a login is already in progress on this connection");
 		return;
 	}
-	if (l == NULL || member_check_number(l->member, &why) < 0) {
+	if (client_check_login(l, &why) < 0) {
 		client_send_error(c, req->id,
-		    TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST,
-		    why ? why : "login: missing");
-		return;
-	}
-	if (strlen(l->password) > MEMBER_PASSWORD_MAX) {
-		client_send_error(c, req->id,
-		    TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST,
-		    "password: at most 1024 bytes");
+		    TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST, why);
 		return;
 	}
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "catalog/catalog.h"
+#include "client/client_check.h"
 #include "client/session.h"
 #include "common/clock.h"
 #include "common/errcode.h"
@@ -27,9 +28,6 @@
 
 #define LIST_PAGE_DEFAULT 20
 #define LIST_PAGE_MAX 100
-/* Page tokens: one version byte, then the last order id (8 bytes BE). */
-#define ORDER_TOKEN_V1 0x01
-#define ORDER_TOKEN_LEN 9
 
 #define ST(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define E(x) TWINROUTE__ERROR_CODE__ERR_##x
@@ -57,7 +55,8 @@ client_not_durable(struct conn *c, uint64_t id, int err)
 {
 	log_err("%016" PRIx64 " client write not durable: %s", conn_id(c),
 	    tr_strerror(err));
-	client_send_error(c, id, E(STORE), "write not durable");
+	client_send_error(c, id, store_errcode(err), err == -ENOSPC ?
+	    "write not durable: the store is full" : "write not durable");
 }
 
 /* Send resp once the store has synced seq (group commit). */
@@ -325,10 +324,16 @@ place_vault_done(void *arg, struct vault_reply *vr)
 		    vault_strcode(vr->code), vr->message[0] ? ": " : "",
 		    vr->message);
 	r = place_record(call, vr, &o, &seq);
-	if (r < 0)
+	if (r == -ENOENT && store_commit_error(call->d->store) < 0) {
+		/* Its RECEIVED write was lost with its batch (a full map). */
+		r = store_commit_error(call->d->store);
+		log_err("%016" PRIx64 " order: not placed: its write "
+		    "failed: %s", call->order_id, tr_strerror(r));
+	} else if (r < 0) {
 		log_err("%016" PRIx64 " order: cannot record the vault's "
 		    "answer: %s (stays RECEIVED until restart)", call->order_id,
 		    tr_strerror(r));
+	}
 	if (call->conn && !conn_is_closing(call->conn)) {
 		if (r < 0)
 			client_store_error(call->conn, call->req_id, r,
@@ -382,42 +387,15 @@ static int
 place_check(struct conn *c, const Request *req,
     const Twinroute__Service **ret_svc, int64_t *ret_amount)
 {
-	const Twinroute__Client__PlaceOrder *po = req->place_order;
 	struct daemon *d = conn_ctx(c);
-	const Twinroute__Service *svc;
-	int64_t amount;
+	const char *why;
+	int code, r;
 
-	if (order_check_idem_key(po->idempotency_key) < 0) {
-		client_send_error(c, req->id, E(BAD_REQUEST),
-		    "idempotency_key: 1 to 64 printable ASCII characters "
-		    "are needed");
-		return -EINVAL;
-	}
-	svc = catalog_service(d->catalog, po->service_id);
-	if (svc == NULL || svc->price == NULL) {
-		client_send_error(c, req->id, E(NOT_FOUND), "no such service");
-		return -ENOENT;
-	}
-	if (!catalog_service_visible(d->catalog, svc)) {
-		client_send_error(c, req->id, E(SERVICE_UNAVAILABLE),
-		    "the service or its provider is not active");
-		return -EINVAL;
-	}
-	if (po->quantity < 1 || po->quantity > d->cfg->orders_quantity_max ||
-	    __builtin_mul_overflow(svc->price->minor, (int64_t)po->quantity,
-	    &amount) || amount <= 0) {
-		client_send_error(c, req->id, E(BAD_QUANTITY), "quantity: out "
-		    "of bounds, or the amount overflows");
-		return -EINVAL;
-	}
-	if (order_check_note(po->note) < 0) {
-		client_send_error(c, req->id, E(BAD_REQUEST),
-		    "note: at most 500 bytes of UTF-8");
-		return -EINVAL;
-	}
-	*ret_svc = svc;
-	*ret_amount = amount;
-	return 0;
+	r = client_check_place_order(d->catalog, req->place_order,
+	    d->cfg->orders_quantity_max, ret_svc, ret_amount, &code, &why);
+	if (r < 0)
+		client_send_error(c, req->id, code, why);
+	return r;
 }
 
 /* A new order, RECEIVED, in txn. */
@@ -592,55 +570,53 @@ client_place_order(struct conn *c, const Request *req)
 
 /* ---- recovery ---------------------------------------------------------- */
 
-struct recover_acc {
-	Order **v;
-	size_t n, cap;
-};
-
-static int
-recover_collect(const Order *o, void *arg)
-{
-	struct recover_acc *acc = arg;
-	Order *copy;
-
-	if (o->state != ST(RECEIVED))
-		return 0;
-	if (acc->n == acc->cap) {
-		size_t cap = acc->cap ? 2 * acc->cap : 16;
-		void *p = realloc(acc->v, cap * sizeof(*acc->v));
-		if (p == NULL)
-			return -ENOMEM;
-		acc->v = p;
-		acc->cap = cap;
-	}
-	if (order_dup(o, &copy) < 0)
-		return -ENOMEM;
-	acc->v[acc->n++] = copy;
-	return 0;
-}
-
+/* The orders a crash left RECEIVED go to the vault again: found through
+ * the orders_received index, not a scan of every order. */
 void
 client_order_recover(struct daemon *d)
 {
-	struct recover_acc acc = { 0 };
-	struct store_txn *txn;
+	_cleanup_free_ uint64_t *ids = NULL;
+	_cleanup_free_ Order **v = NULL;
+	struct store_txn *txn = NULL;
+	size_t n = 0, nv = 0;
+	bool rebuilt = false;
 	int r;
 
-	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
-	if (r == 0) {
-		r = order_iter(txn, recover_collect, &acc);
-		store_txn_abort(txn);
+	r = order_received_ids(d->store, &ids, &n, &rebuilt);
+	if (r < 0) {
+		log_err("order recovery: %s", tr_strerror(r));
+		return;
 	}
+	if (rebuilt)
+		log_info("order recovery: the index of RECEIVED orders was "
+		    "made again (a scan of the orders)");
+	if (n == 0)
+		return;
+	v = calloc(n, sizeof(*v));
+	if (v == NULL) {
+		log_err("order recovery: %s", tr_strerror(-ENOMEM));
+		return;
+	}
+	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		Order *o;
+
+		r = order_get(txn, ids[i], &o);
+		if (r == 0 && o->state != ST(RECEIVED))
+			twinroute__order__free_unpacked(o, NULL);
+		else if (r == 0)
+			v[nv++] = o;
+	}
+	store_txn_abort(txn);
 	if (r < 0)
 		log_err("order recovery: %s", tr_strerror(r));
-	if (acc.n > 0)
+	if (nv > 0)
 		log_info("order recovery: asking the vault again about %zu "
-		    "RECEIVED orders", acc.n);
-	for (size_t i = 0; i < acc.n; i++) {
-		place_authenticate(d, NULL, 0, acc.v[i]);
-		twinroute__order__free_unpacked(acc.v[i], NULL);
+		    "RECEIVED orders", nv);
+	for (size_t i = 0; i < nv; i++) {
+		place_authenticate(d, NULL, 0, v[i]);
+		twinroute__order__free_unpacked(v[i], NULL);
 	}
-	free(acc.v);
 }
 
 /* ---- reading and cancelling ------------------------------------------- */
@@ -689,28 +665,10 @@ client_get_order(struct conn *c, const Request *req)
 	store_txn_abort(txn);
 	if (o == NULL)
 		return;
-	/* Not yet synced writes are shown only once they are durable. */
-	client_reply_order(c, req->id, store_last_seq(d->store), o);
+	/* Not yet synced writes are shown only once they are durable; the
+	 * read saw committed writes only (not the open batch). */
+	client_reply_order(c, req->id, store_committed_seq(d->store), o);
 	twinroute__order__free_unpacked(o, NULL);
-}
-
-static int
-order_token_decode(const ProtobufCBinaryData *tok, uint64_t *ret_before)
-{
-	uint64_t id = 0;
-
-	if (tok->len == 0) {
-		*ret_before = 0;
-		return 0;
-	}
-	if (tok->len != ORDER_TOKEN_LEN || tok->data[0] != ORDER_TOKEN_V1)
-		return -EINVAL;
-	for (size_t i = 1; i < ORDER_TOKEN_LEN; i++)
-		id = id << 8 | tok->data[i];
-	if (id == 0)
-		return -EINVAL;
-	*ret_before = id;
-	return 0;
 }
 
 struct order_page {
@@ -758,8 +716,8 @@ client_list_orders(struct conn *c, const Request *req)
 	Twinroute__Client__OrderList ol = TWINROUTE__CLIENT__ORDER_LIST__INIT;
 	Response resp = TWINROUTE__CLIENT__RESPONSE__INIT;
 	_cleanup_free_ struct order_page *pg = NULL;
-	uint8_t token[ORDER_TOKEN_LEN];
-	uint64_t before, last;
+	uint8_t token[CLIENT_ORDER_TOKEN_LEN];
+	uint64_t before;
 	size_t size;
 	int r;
 
@@ -768,7 +726,7 @@ client_list_orders(struct conn *c, const Request *req)
 		    "orders: log in first");
 		return;
 	}
-	if (order_token_decode(&lo->page_token, &before) < 0) {
+	if (client_order_token_decode(&lo->page_token, &before) < 0) {
 		client_send_error(c, req->id, E(BAD_PAGE_TOKEN),
 		    "page_token: not a token this server issued");
 		return;
@@ -787,17 +745,15 @@ client_list_orders(struct conn *c, const Request *req)
 		ol.n_orders = pg->n;
 		ol.orders = pg->ptrs;
 		if (pg->more && pg->n > 0) {
-			last = pg->full[pg->n - 1]->id;
-			token[0] = ORDER_TOKEN_V1;
-			for (int i = 8; i >= 1; i--, last >>= 8)
-				token[i] = (uint8_t)last;
+			client_order_token_encode(pg->full[pg->n - 1]->id,
+			    token);
 			ol.next_page_token.data = token;
 			ol.next_page_token.len = sizeof(token);
 		}
 		resp.id = req->id;
 		resp.body_case = TWINROUTE__CLIENT__RESPONSE__BODY_ORDERS;
 		resp.orders = &ol;
-		client_reply_durable(c, store_last_seq(d->store), &resp);
+		client_reply_durable(c, store_committed_seq(d->store), &resp);
 	}
 	for (size_t i = 0; i < pg->n; i++)
 		twinroute__order__free_unpacked(pg->full[i], NULL);

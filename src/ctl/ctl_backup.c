@@ -50,6 +50,7 @@
 #include "common/macro.h"
 #include "common/worker.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_check.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "store/store.h"
@@ -402,30 +403,11 @@ backup_prepared(void *arg)
 	}
 }
 
-/* The path as given: absolute, not too long, no control characters. */
-static const char *
-backup_check_dir(const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (n == 0)
-		return "backup: the target folder is missing";
-	if (dir[0] != '/')
-		return "backup: the target folder must be an absolute path";
-	if (n > CTL_BACKUP_DIR_MAX)
-		return "backup: the target folder's path is too long";
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)dir[i] < 0x20 || dir[i] == 0x7f)
-			return "backup: the target folder's path holds a "
-			    "control character";
-	return NULL;
-}
-
 void
 ctl_backup(struct conn *c, const CtlRequest *req)
 {
 	struct daemon *d = conn_ctx(c);
-	const char *why = backup_check_dir(req->backup_dir);
+	const char *why = ctl_check_backup_dir(req->backup_dir);
 	char msg[BACKUP_MSG_MAX];
 	struct backup *b;
 	int r;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/worker.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_check.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "member/member.h"
@@ -597,13 +598,15 @@ ctl_member_card_check(struct conn *c, const CtlRequest *req)
 	struct vault_request vr = { .op = VAULT_OP_AUTHENTICATE };
 	const Twinroute__Ctl__CardCheck *cc = req->card_check;
 	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
+	const char *why;
 	bool active = false;
 
 	if (!ctl_member_exists(c, req, &active))
 		return;
-	if (cc == NULL || cc->amount <= 0 || strlen(cc->currency) != 3) {
+	why = ctl_check_card_check(cc);
+	if (why != NULL) {
 		ctl_send_error(c, req->id, TWINROUTE__ERROR_CODE__ERR_BAD_REQUEST,
-		    "card_check: a positive amount and a currency are needed");
+		    why);
 		return;
 	}
 	if (!active) {

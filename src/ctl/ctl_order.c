@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_check.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "mail/mailer.h"
@@ -27,28 +28,10 @@
 
 #define E(x) TWINROUTE__ERROR_CODE__ERR_##x
 
-/* "42", "0x2a" or the 16-digit hex form the logs print ("000000000000002a"). */
-static int
-ctl_order_id(const char *s, uint64_t *ret_id)
-{
-	char *end;
-	unsigned long long v;
-	int base = strlen(s) == 16 ? 16 : 0;
-
-	if (s[0] == '\0' || s[0] == '-' || s[0] == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno != 0 || *end != '\0' || v == 0)
-		return -EINVAL;
-	*ret_id = v;
-	return 0;
-}
-
 int
 ctl_order_target(struct conn *c, const CtlRequest *req, uint64_t *ret_id)
 {
-	if (ctl_order_id(req->target, ret_id) < 0) {
+	if (ctl_order_id_parse(req->target, ret_id) < 0) {
 		ctl_send_error(c, req->id, E(BAD_REQUEST),
 		    "order id: a positive number is needed");
 		return -EINVAL;
@@ -67,11 +50,12 @@ ctl_order_not_found(struct conn *c, const CtlRequest *req, uint64_t id)
 
 /* ---- list ----------------------------------------------------------- */
 
-/* The last `limit` matches of a scan in id order: a ring. */
+/* The newest `limit` matches, newest first. */
 struct order_ring {
 	const Twinroute__Ctl__Filter *f;
 	Order **v;
-	size_t limit, n, head;     /* head: the oldest kept */
+	size_t limit, n;
+	uint64_t in_state;      /* orders in the filter's state, to see */
 };
 
 static bool
@@ -88,26 +72,39 @@ order_matches(const Twinroute__Ctl__Filter *f, const Order *o)
 	    strcmp(o->provider_id, f->provider_id) == 0;
 }
 
+/* Orders come newest first: the scan stops once limit match, or once
+ * every order of the filter's state has, so a listing reads what it shows
+ * (and what it skips), not every order. */
 static int
 order_ring_add(const Order *o, void *arg)
 {
 	struct order_ring *ring = arg;
-	Order *copy;
-	size_t slot;
+	bool counted = ring->in_state != UINT64_MAX &&
+	    o->state == ring->f->state;
 
+	if (counted && --ring->in_state == 0 && !order_matches(ring->f, o))
+		return 1;
 	if (!order_matches(ring->f, o))
 		return 0;
-	if (order_dup(o, &copy) < 0)
+	if (order_dup(o, &ring->v[ring->n]) < 0)
 		return -ENOMEM;
-	if (ring->n < ring->limit) {
-		slot = (ring->head + ring->n++) % ring->limit;
-	} else {
-		slot = ring->head;
-		ring->head = (ring->head + 1) % ring->limit;
-		twinroute__order__free_unpacked(ring->v[slot], NULL);
-	}
-	ring->v[slot] = copy;
-	return 0;
+	ring->n++;
+	return ring->n == ring->limit || ring->in_state == 0 ? 1 : 0;
+}
+
+/* How many orders the filter's state holds (the counts in the store);
+ * UINT64_MAX without a state or counts. */
+static uint64_t
+order_list_in_state(struct store_txn *txn, const Twinroute__Ctl__Filter *f)
+{
+	struct order_counts c;
+
+	if (f == NULL || f->state ==
+	    TWINROUTE__ORDER_STATE__ORDER_STATE_UNSPECIFIED ||
+	    (unsigned)f->state >= ORDER_N_STATES ||
+	    order_counts_get(txn, &c) < 0)
+		return UINT64_MAX;
+	return c.state[f->state];
 }
 
 /* A member's orders come from its index, newest first. */
@@ -139,24 +136,20 @@ order_list_by_member(struct store_txn *txn, struct order_ring *ring)
 }
 
 static void
-ctl_order_reply_list(struct conn *c, uint64_t id, struct order_ring *ring,
-    bool in_order)
+ctl_order_reply_list(struct conn *c, uint64_t id, struct order_ring *ring)
 {
 	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 	size_t room = ring->n ? ring->n : 1;
 	_cleanup_free_ Order *bare = calloc(room, sizeof(*bare));
 	_cleanup_free_ Order **p = calloc(room, sizeof(*p));
-	size_t k, n = 0, bytes = 0;
+	size_t n = 0, bytes = 0;
 
 	if (bare == NULL || p == NULL) {
 		ctl_send_error(c, id, E(INTERNAL), "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < ring->n; i++, n++) {
-		/* The scan kept the oldest first: turn it around. */
-		k = in_order ? i :
-		    (ring->head + ring->n - 1 - i) % ring->limit;
-		bare[i] = *ring->v[k];
+		bare[i] = *ring->v[i];
 		bare[i].n_history = 0;
 		bare[i].history = NULL;
 		p[i] = &bare[i];
@@ -186,17 +179,19 @@ ctl_order_list(struct conn *c, const CtlRequest *req)
 	ring.v = calloc(ring.limit, sizeof(*ring.v));
 	r = ring.v ? store_txn_begin(d->store, STORE_RDONLY, &txn) : -ENOMEM;
 	if (r == 0) {
-		r = by_member ? order_list_by_member(txn, &ring) :
-		    order_iter(txn, order_ring_add, &ring);
+		ring.in_state = order_list_in_state(txn, f);
+		if (by_member)
+			r = order_list_by_member(txn, &ring);
+		else if (ring.in_state > 0)
+			r = order_iter_newest(txn, order_ring_add, &ring);
 		store_txn_abort(txn);
 	}
 	if (r < 0)
 		ctl_store_error(c, req->id, r, "order list");
 	else
-		ctl_order_reply_list(c, req->id, &ring, by_member);
+		ctl_order_reply_list(c, req->id, &ring);
 	for (size_t i = 0; i < ring.n; i++)
-		twinroute__order__free_unpacked(ring.v[(ring.head + i) %
-		    ring.limit], NULL);
+		twinroute__order__free_unpacked(ring.v[i], NULL);
 	free(ring.v);
 }
 

@@ -11,13 +11,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <openssl/x509.h>
 
 #include "catalog/catalog.h"
 #include "common/errcode.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_check.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "order/ledger.h"
@@ -109,22 +109,6 @@ auth_set_cert(ProviderAuth *a, void *arg)
 	a->cert_sha256.len = fp ? SHA256_DIGEST_LENGTH : 0;
 }
 
-/* Is der one whole DER X.509 certificate, nothing after it? */
-static bool
-ctl_cert_valid(const uint8_t *der, size_t len)
-{
-	const unsigned char *p = der;
-	X509 *x;
-
-	if (len == 0 || len > CTL_CERT_MAX)
-		return false;
-	x = d2i_X509(NULL, &p, (long)len);
-	if (x == NULL)
-		return false;
-	X509_free(x);
-	return p == der + len;
-}
-
 static void
 hex(const uint8_t *v, size_t n, char *out)
 {
@@ -149,15 +133,8 @@ ctl_provider_cert(struct conn *c, const CtlRequest *req)
 
 	if (!ctl_provider_known(c, req, true))
 		return;
-	if (req->remove && req->cert_der.len > 0)
-		why = "a certificate and remove: one or the other";
-	else if (!req->remove && req->cert_der.len == 0)
-		why = "cert_der: missing";
-	else if (!req->remove && req->cert_der.len > CTL_CERT_MAX)
-		why = "cert_der: larger than 64 KiB";
-	else if (!req->remove && !ctl_cert_valid(req->cert_der.data,
-	    req->cert_der.len))
-		why = "cert_der: not one DER X.509 certificate";
+	why = ctl_check_cert(req->remove, req->cert_der.data,
+	    req->cert_der.len);
 	if (why != NULL) {
 		ctl_audit(c, NULL, true, "provider %s certificate: %s",
 		    req->target, why);
@@ -488,8 +465,8 @@ ctl_ledger(struct conn *c, const CtlRequest *req)
 	struct daemon *d = conn_ctx(c);
 	CtlResponse resp = TWINROUTE__CTL__CTL_RESPONSE__INIT;
 	Twinroute__Ctl__Ledger lw = TWINROUTE__CTL__LEDGER__INIT;
-	const Twinroute__Ctl__LedgerQuery *lq = req->ledger;
 	struct ledger_query q = { .provider_id = req->target };
+	const char *why;
 	struct ledger l;
 	Twinroute__Ctl__LedgerEntry *e = NULL, **ep = NULL;
 	Twinroute__Ctl__LedgerTotal *t = NULL, **tp = NULL;
@@ -500,13 +477,9 @@ ctl_ledger(struct conn *c, const CtlRequest *req)
 
 	if (!ctl_provider_known(c, req, false))
 		return;
-	if (lq != NULL) {
-		q.from_ms = lq->from_unix_ms;
-		q.to_ms = lq->to_unix_ms;
-	}
-	if (q.to_ms != 0 && q.to_ms <= q.from_ms) {
-		ctl_send_error(c, req->id, E(BAD_REQUEST),
-		    "ledger: the period must end after it starts");
+	why = ctl_check_ledger(req->ledger, &q.from_ms, &q.to_ms);
+	if (why != NULL) {
+		ctl_send_error(c, req->id, E(BAD_REQUEST), why);
 		return;
 	}
 	ledger_init(&l, &q);

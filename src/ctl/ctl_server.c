@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "config-build.h"
 #include "ctl/ctl.h"
+#include "ctl/ctl_check.h"
 #include "ctl/ctl_server.h"
 #include "daemon.h"
 #include "net/durable.h"
@@ -544,17 +545,14 @@ ctl_on_frame(struct conn *c, const uint8_t *payload, uint32_t len)
 		    "frame does not decode as a CtlRequest");
 		return -1;
 	}
-	if (req->version != CTL_PROTO_VERSION) {
-		snprintf(msg, sizeof(msg), "control protocol version %" PRIu32
-		    " not supported; this daemon speaks %d", req->version,
-		    CTL_PROTO_VERSION);
+	r = ctl_check_request(req, msg, sizeof(msg));
+	if (r == -EPROTO) {
 		ctl_send_error(c, req->id, TWINROUTE__ERROR_CODE__ERR_VERSION, msg);
 		r = -1;
-	} else if (req->command >= CTL__COUNT) {
-		snprintf(msg, sizeof(msg), "unknown command %" PRIu32,
-		    req->command);
+	} else if (r < 0) {
 		ctl_send_error(c, req->id, TWINROUTE__ERROR_CODE__ERR_UNSUPPORTED,
 		    msg);
+		r = 0;
 	} else if (d->stopping && !(ctl_cmds[req->command].flags &
 	    CTL_F_READONLY)) {
 		ctl_send_error(c, req->id,

@@ -811,7 +811,10 @@ fax_pump(struct fax_dispatcher *f)
 
 struct fax_scan {
 	struct fax_dispatcher *f;
+	struct store_txn *txn;
 	uint64_t *ids, *due;
+	bool *fix;           /* the order is not FAX_QUEUED: fax_recover */
+	bool check;          /* read each job's order to set fix */
 	size_t n, cap;
 	int err;
 };
@@ -835,23 +838,67 @@ fax_scan_one(const void *key, size_t key_len, const void *val, size_t len,
 		size_t cap = sc->cap ? sc->cap * 2 : 64;
 		uint64_t *a = reallocarray(sc->ids, cap, sizeof(*a));
 		uint64_t *b = a ? reallocarray(sc->due, cap, sizeof(*b)) : NULL;
+		bool *c = b ? reallocarray(sc->fix, cap, sizeof(*c)) : NULL;
 
 		if (a != NULL)
 			sc->ids = a;
-		if (b == NULL) {
+		if (b != NULL)
+			sc->due = b;
+		if (c == NULL) {
 			twinroute__store__dispatch_job__free_unpacked(job,
 			    NULL);
 			sc->err = -ENOMEM;
 			return -ENOMEM;
 		}
-		sc->due = b;
+		sc->fix = c;
 		sc->cap = cap;
 	}
 	sc->ids[sc->n] = be64_get(key);
 	sc->due[sc->n] = job->next_attempt_unix_ms;
-	sc->n++;
+	/* Without a modem a job only waits for its kill time (fax_take):
+	 * no need to look at each one as soon as the loop runs. */
+	if (sc->f->n_slots == 0) {
+		uint64_t kill = job->created_unix_ms +
+		    (uint64_t)sc->f->policy.kill_s * 1000;
+
+		if (kill > sc->due[sc->n])
+			sc->due[sc->n] = kill;
+	}
 	twinroute__store__dispatch_job__free_unpacked(job, NULL);
+	/* Most jobs wait FAX_QUEUED and need no write: only the others
+	 * (a call cut by a stop, a job left behind) go to fax_recover. */
+	sc->fix[sc->n] = false;
+	if (sc->check) {
+		Order *o = NULL;
+		int r = order_get(sc->txn, sc->ids[sc->n], &o);
+
+		sc->fix[sc->n] = r < 0 || o->fax_state != F(QUEUED);
+		if (o != NULL)
+			twinroute__order__free_unpacked(o, NULL);
+	}
+	sc->n++;
 	return 0;
+}
+
+/*
+ * Must each job's order be read at start? Not when the counts by fax
+ * state say no call was under way (none DIALING or SENDING) and there are
+ * as many jobs as FAX_QUEUED orders: then every job is its QUEUED order's
+ * (each transition writes the job and the counts in one transaction), and
+ * reading a thousand orders scattered over a large store costs more than
+ * the rest of the start.
+ */
+static bool
+fax_jobs_need_check(struct store_txn *txn)
+{
+	struct order_counts c;
+	uint64_t jobs;
+
+	if (order_counts_get(txn, &c) < 0 ||
+	    store_db_entries(txn, STORE_DB_OUTBOX_FAX, &jobs) < 0)
+		return true;
+	return c.fax[F(DIALING)] != 0 || c.fax[F(SENDING)] != 0 ||
+	    c.fax[F(QUEUED)] != jobs;
 }
 
 /* Jobs a stop cut in a call go back to FAX_QUEUED, due now. */
@@ -986,6 +1033,9 @@ fax_dispatcher_open(struct daemon *d, struct fax_dispatcher **ret)
 	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
 	if (r < 0)
 		goto fail;
+	sc.f = f;
+	sc.txn = txn;
+	sc.check = fax_jobs_need_check(txn);
 	r = store_iter(txn, STORE_DB_OUTBOX_FAX, NULL, 0, fax_scan_one, &sc);
 	store_txn_abort(txn);
 	if (sc.err < 0)
@@ -993,7 +1043,8 @@ fax_dispatcher_open(struct daemon *d, struct fax_dispatcher **ret)
 	for (size_t i = 0; r >= 0 && i < sc.n; i++) {
 		uint64_t due = sc.due[i];
 
-		r = fax_recover(f, sc.ids[i], &due);
+		if (sc.fix[i])
+			r = fax_recover(f, sc.ids[i], &due);
 		if (r == -ENOENT) {
 			log_warn("%016" PRIx64 " fax: a job without its "
 			    "order; left alone", sc.ids[i]);
@@ -1006,6 +1057,7 @@ fax_dispatcher_open(struct daemon *d, struct fax_dispatcher **ret)
 	}
 	free(sc.ids);
 	free(sc.due);
+	free(sc.fix);
 	if (r < 0) {
 		log_err("fax: cannot read the fax outbox: %s", strerror(-r));
 		goto fail;

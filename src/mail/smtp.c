@@ -120,6 +120,7 @@ struct smtp_sender {
 	bool allow_plain;            /* SASL PLAIN/LOGIN allowed */
 
 	SSL_CTX *ssl_ctx;            /* NULL with SMTP_STARTTLS_NEVER */
+	bool default_paths;          /* system CAs still to load (thread) */
 	auth_context_t auth;         /* NULL without a user */
 
 	/* Loop side. */
@@ -324,11 +325,16 @@ smtp_tls_ctx_new(struct smtp_sender *s, const char *ca_file)
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
 		return -EIO;
+	/*
+	 * The system's CAs (a bundle of some hundred certificates, half of
+	 * the daemon's start-up when parsed here) are loaded by the mail
+	 * thread before its first session: smtp_tls_default_paths().
+	 */
 	if (ca_file) {
 		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
 			return -EINVAL;
-	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		return -EIO;
+	} else {
+		s->default_paths = true;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, smtp_tls_verify_cb);
 	param = SSL_CTX_get0_param(ctx);
@@ -658,6 +664,22 @@ smtp_session_setup(struct smtp_sender *s, struct smtp_run *run,
 	return 0;
 }
 
+/* On the thread, before a session uses the SSL_CTX: no SSL made from it
+ * exists yet, and nothing else touches it. 0 or -EIO (tried again with
+ * the next batch). */
+static int
+smtp_tls_default_paths(struct smtp_sender *s)
+{
+	if (!s->ssl_ctx || !s->default_paths)
+		return 0;
+	if (SSL_CTX_set_default_verify_paths(s->ssl_ctx) != 1) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	s->default_paths = false;
+	return 0;
+}
+
 static void
 smtp_run_batch(struct smtp_sender *s, struct smtp_msg *msgs, size_t n)
 {
@@ -683,7 +705,9 @@ smtp_run_batch(struct smtp_sender *s, struct smtp_msg *msgs, size_t n)
 		err = -ENOMEM;
 		goto out;
 	}
-	err = smtp_session_setup(s, &run, session);
+	err = smtp_tls_default_paths(s);
+	if (err == 0)
+		err = smtp_session_setup(s, &run, session);
 	if (err < 0)
 		goto out;
 

@@ -2,6 +2,7 @@
 /* server.c -- listeners and framed connections on the loop */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -43,8 +44,14 @@
  * bufferevent_openssl, which owns the SSL state machine.
  */
 #define CONN_READ_CHUNK 16384
-/* The sweep that enforces idle timeouts on plain connections. */
+/* The sweep that enforces idle timeouts. */
 #define CONN_SWEEP_SECONDS 1
+/* Refused connections are logged at most once per this many seconds per
+ * listener, with a count: a flood of connections is not a flood of lines. */
+#define REFUSAL_LOG_SECONDS 10
+/* Accepting stops this long after an accept() failure the reserve
+ * descriptor cannot get round (see listener_refuse_reserved()). */
+#define ACCEPT_PAUSE_SECONDS 1
 
 struct conn {
 	TAILQ_ENTRY(conn) entry;
@@ -62,7 +69,11 @@ struct conn {
 	bool in_callback;            /* inside on_frame: defer destruction */
 	bool has_cred;
 	bool idle_held;              /* a slow reply is owed: not idle */
-	time_t last_read;            /* plain: last bytes read */
+	bool dropping;               /* goes at the next chance: no sends */
+	/* The idle clock: the last whole request (or the accept, or the
+	 * end of a pause). Bytes alone do not reset it, so a peer that
+	 * trickles a frame a byte at a time is still dropped. */
+	time_t last_request;
 	time_t last_write;           /* plain: last write progress */
 	struct ucred cred;
 	char peer[64];
@@ -74,12 +85,15 @@ struct listener {
 	struct event_base *base;
 	struct evconnlistener *evl;
 	struct event *sweep;
+	struct event *resume;        /* accepting paused after an error */
 	const struct listener_ops *ops;
 	struct listener_limits limits;
 	SSL_CTX *ssl_ctx;
 	void *ctx;
 	struct conn_list conns;
 	unsigned nconns;
+	unsigned refused;            /* since the last refusal logged */
+	time_t refusal_logged;
 	bool is_unix;
 	bool shutting_down;
 	char address[128];
@@ -250,10 +264,27 @@ conn_start_reading(struct conn *c)
 		event_add(c->rev, NULL);
 }
 
+/*
+ * Drop c where it may not be freed (a caller may be walking a list of
+ * connections, as pushes to watchers do): what is queued is discarded,
+ * sends are refused, and the socket goes in a callback of its own
+ * (plain) or at the next sweep (TLS).
+ */
+static void
+conn_drop_later(struct conn *c)
+{
+	c->dropping = true;
+	c->closing = true;
+	conn_stop_reading(c);
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	if (c->bev == NULL)
+		event_active(c->wev, EV_WRITE, 0);
+}
+
 void
 conn_close_after_flush(struct conn *c)
 {
-	if (!c->open)
+	if (!c->open || c->dropping)
 		return;
 	c->closing = true;
 	conn_stop_reading(c);
@@ -264,12 +295,22 @@ conn_close_after_flush(struct conn *c)
 static void
 conn_check_output(struct conn *c)
 {
-	if (!c->read_paused &&
-	    evbuffer_get_length(c->out) > c->l->limits.output_limit) {
+	size_t len = evbuffer_get_length(c->out);
+
+	if (!c->read_paused && len > c->l->limits.output_limit) {
 		/* The peer is not reading its replies: stop reading its
 		 * requests. The idle timeout drops it if it never reads. */
 		c->read_paused = true;
 		conn_stop_reading(c);
+	}
+	/* Replies to requests read before, and pushes (order events),
+	 * still come while reading is paused: past twice the limit the
+	 * peer goes at once. */
+	if (len > 2 * (size_t)c->l->limits.output_limit) {
+		log_info("%016" PRIx64 " %s peer=%s output limit exceeded "
+		    "(%zu bytes queued), closing", c->id, c->l->ops->name,
+		    c->peer, len);
+		conn_drop_later(c);
 	}
 }
 
@@ -280,6 +321,7 @@ conn_check_resume(struct conn *c)
 	if (c->read_paused && evbuffer_get_length(c->out) <=
 	    c->l->limits.output_limit / 2) {
 		c->read_paused = false;
+		c->last_request = conn_now(c);
 		if (!c->closing) {
 			conn_start_reading(c);
 			/* Frames may be waiting in the input buffer already. */
@@ -309,7 +351,7 @@ conn_flush(struct conn *c)
 		/* The peer is gone: what is queued can no longer matter. */
 		log_debug("%016" PRIx64 " %s peer=%s write: %s", c->id,
 		    c->l->ops->name, c->peer, n < 0 ? strerror(errno) : "eof");
-		conn_drop_socket(c);
+		conn_drop_later(c);
 		return;
 	}
 	if (evbuffer_get_length(c->out) > 0) {
@@ -327,7 +369,7 @@ conn_send_packed(struct conn *c, const uint8_t *payload, size_t len)
 {
 	uint8_t hdr[FRAME_HDR_SIZE];
 
-	if (!c->open)
+	if (!c->open || c->dropping)
 		return -EPIPE;
 	if (len > FRAME_MAX_LIMIT)
 		return -TR_EFRAME_TOO_LARGE;
@@ -346,7 +388,7 @@ conn_send(struct conn *c, const ProtobufCMessage *msg)
 	struct evbuffer_iovec iov;
 	size_t len;
 
-	if (!c->open)
+	if (!c->open || c->dropping)
 		return -EPIPE;
 	len = protobuf_c_message_get_packed_size(msg);
 	if (len > FRAME_MAX_LIMIT)
@@ -406,6 +448,7 @@ again:
 			conn_stop_reading(c);
 			break;
 		}
+		c->last_request = conn_now(c);
 		if (l->ops->on_frame(c, p + FRAME_HDR_SIZE, n) < 0) {
 			c->closing = true;
 			conn_stop_reading(c);
@@ -425,6 +468,7 @@ again:
 	if (c->bev == NULL && c->read_paused && !c->closing &&
 	    evbuffer_get_length(c->out) <= l->limits.output_limit / 2) {
 		c->read_paused = false;
+		c->last_request = conn_now(c);
 		conn_start_reading(c);
 		goto again;
 	}
@@ -454,7 +498,6 @@ conn_plain_readcb(evutil_socket_t fd, short what, void *arg)
 	}
 	iov.iov_len = (size_t)n;
 	evbuffer_commit_space(c->in, &iov, 1);
-	c->last_read = conn_now(c);
 	conn_ref(c);
 	conn_process_input(c);
 	conn_unref(c);
@@ -500,11 +543,10 @@ conn_tls_writecb(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_log_timeout(const struct conn *c, bool writing)
+conn_log_timeout(const struct conn *c, const char *why)
 {
 	log_info("%016" PRIx64 " %s peer=%s idle timeout (%s), closing", c->id,
-	    c->l->ops->name, c->peer, writing ? "peer not reading" :
-	    "no request");
+	    c->l->ops->name, c->peer, why);
 }
 
 static void
@@ -523,7 +565,8 @@ conn_tls_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		conn_log_timeout(c, (what & BEV_EVENT_WRITING) != 0);
+		conn_log_timeout(c, (what & BEV_EVENT_WRITING) ?
+		    "peer not reading" : "no request");
 	} else if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(c->bev);
 		if (e != 0)
@@ -548,7 +591,12 @@ conn_apply_timeouts(struct conn *c)
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
-/* Plain connections: drop those idle for too long, once a second. */
+/*
+ * Once a second: drop connections without a whole request for the idle
+ * timeout (plain and TLS: a TLS handshake or a frame that never ends
+ * counts as none), and plain ones whose writes made no progress for as
+ * long (TLS: the bufferevent's write timeout).
+ */
 static void
 listener_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -564,16 +612,23 @@ listener_sweep(evutil_socket_t fd, short what, void *arg)
 	TAILQ_FOREACH_SAFE(c, &l->conns, entry, tmp) {
 		time_t idle = (time_t)l->limits.idle_timeout;
 
-		if (c->bev || c->in_callback || c->idle_held)
+		if (c->in_callback)
 			continue;
-		if (evbuffer_get_length(c->out) > 0) {
+		if (c->dropping) {
+			conn_drop_socket(c);
+			continue;
+		}
+		if (c->idle_held)
+			continue;
+		if (!c->bev && evbuffer_get_length(c->out) > 0) {
 			if (now - c->last_write >= idle) {
-				conn_log_timeout(c, true);
+				conn_log_timeout(c, "peer not reading");
 				conn_drop_socket(c);
 			}
 		} else if (!c->closing && !c->read_paused &&
-		    now - c->last_read >= idle) {
-			conn_log_timeout(c, false);
+		    now - c->last_request >= idle) {
+			conn_log_timeout(c, evbuffer_get_length(c->in) > 0 ?
+			    "request incomplete" : "no request");
 			conn_drop_socket(c);
 		}
 	}
@@ -591,8 +646,10 @@ conn_hold_idle(struct conn *c, bool hold)
 		else
 			conn_apply_timeouts(c);
 	} else if (!hold) {
-		c->last_read = c->last_write = conn_now(c);
+		c->last_write = conn_now(c);
 	}
+	if (!hold)
+		c->last_request = conn_now(c);
 }
 
 static void
@@ -616,15 +673,93 @@ peer_name(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
 		snprintf(buf, len, "%s:%s", host, serv);
 }
 
+/*
+ * Descriptors run out before max_connections when RLIMIT_NOFILE is low:
+ * accept() then fails with EMFILE and the listening socket stays readable,
+ * so the loop would spin on it. One descriptor is kept in reserve: it is
+ * closed to accept the waiting peer, which is refused at once, and taken
+ * again (the way libev's documentation and nginx do it).
+ */
+static int reserve_fd = -1;
+
 static void
-listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+reserve_take(void)
 {
-	struct listener *l = arg;
+	if (reserve_fd < 0)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Accept one waiting peer in the reserve's place: its fd, or -errno. */
+static int
+reserve_accept(evutil_socket_t lfd, struct sockaddr_storage *ss,
+    socklen_t *sslen)
+{
+	int fd;
+
+	if (reserve_fd < 0)
+		return -EMFILE;
+	close(reserve_fd);
+	reserve_fd = -1;
+	fd = accept4(lfd, (struct sockaddr *)ss, sslen,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		fd = -errno;
+		reserve_take();
+	}
+	return fd;
+}
+
+int
+listener_refuse_reserved(evutil_socket_t lfd, const void *msg, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd;
+
+	fd = reserve_accept(lfd, &ss, &sslen);
+	if (fd < 0)
+		return fd;
+	if (len > 0 && write(fd, msg, len) < 0) {
+		/* closing anyway */
+	}
+	close(fd);
+	reserve_take();
+	return reserve_fd < 0 ? -EMFILE : 0;
+}
+
+static void
+listener_note_refusal(struct listener *l, const struct conn *c,
+    const char *why)
+{
+	struct timeval tv;
+
+	l->refused++;
+	event_base_gettimeofday_cached(l->base, &tv);
+	if (l->refusal_logged != 0 &&
+	    tv.tv_sec - l->refusal_logged < REFUSAL_LOG_SECONDS)
+		return;
+	log_warn("%s listener %s: refused %s: %s (%u refused since the last "
+	    "such line)", l->ops->name, l->address, c ? c->peer : "a peer",
+	    why, l->refused);
+	l->refused = 0;
+	l->refusal_logged = tv.tv_sec;
+}
+
+/* Take an accepted socket; refuse it at once when out of descriptors. */
+static void
+listener_take(struct listener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, bool no_fds)
+{
 	struct conn *c;
 	bool over;
 
-	(void)evl;
+	if (no_fds && l->ssl_ctx != NULL) {
+		/* No handshake to refuse it in: the close says it. */
+		close(fd);
+		listener_note_refusal(l, NULL, "out of file descriptors "
+		    "(RLIMIT_NOFILE)");
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
@@ -684,11 +819,12 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 			free(c);
 			return;
 		}
-		c->last_read = c->last_write = conn_now(c);
+		c->last_write = conn_now(c);
 	}
+	c->last_request = conn_now(c);
 	c->open = true;
 	TAILQ_INSERT_TAIL(&l->conns, c, entry);
-	over = l->nconns >= l->limits.max_connections;
+	over = no_fds || l->nconns >= l->limits.max_connections;
 	l->nconns++;
 	conn_apply_timeouts(c);
 	log_debug("%016" PRIx64 " %s connection from %s", c->id, l->ops->name,
@@ -697,8 +833,15 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	if (c->bev)
 		bufferevent_enable(c->bev, EV_WRITE);
 	if (over) {
-		log_warn("%016" PRIx64 " %s refused %s: %u connections already",
-		    c->id, l->ops->name, c->peer, l->limits.max_connections);
+		char why[64];
+
+		if (no_fds)
+			snprintf(why, sizeof(why), "out of file descriptors "
+			    "(RLIMIT_NOFILE)");
+		else
+			snprintf(why, sizeof(why), "%u connections already",
+			    l->limits.max_connections);
+		listener_note_refusal(l, c, why);
 		l->ops->send_error(c, 0,
 		    TWINROUTE__ERROR_CODE__ERR_TOO_MANY_CONNECTIONS,
 		    "too many connections; try again later");
@@ -713,16 +856,57 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 }
 
 static void
+listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	(void)evl;
+	listener_take(arg, fd, sa, salen, false);
+}
+
+static void
+listener_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (l->evl != NULL)
+		evconnlistener_enable(l->evl);
+}
+
+static void
 listener_errorcb(struct evconnlistener *evl, void *arg)
 {
 	struct listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { .tv_sec = ACCEPT_PAUSE_SECONDS };
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd;
 
-	(void)evl;
-	/* EMFILE and friends: keep running; the loop retries on the next
-	 * readiness. Log so the operator sees the limit. */
-	log_warn("%s listener %s: accept: %s", l->ops->name, l->address,
-	    strerror(err));
+	if (err == EMFILE || err == ENFILE) {
+		fd = reserve_accept(evconnlistener_get_fd(evl), &ss, &sslen);
+		if (fd >= 0) {
+			/* A plain refusal is written and closed at once. */
+			listener_take(l, fd, (struct sockaddr *)&ss,
+			    (int)sslen, true);
+			reserve_take();
+			if (reserve_fd >= 0)
+				return;
+		} else if (fd == -EAGAIN) {
+			return;     /* nobody was waiting after all */
+		}
+	}
+	/* Without a reserve, or another error: stop accepting for a moment
+	 * rather than spin on a listening socket that stays readable. */
+	log_warn("%s listener %s: accept: %s; not accepting for %d s",
+	    l->ops->name, l->address, strerror(err), ACCEPT_PAUSE_SECONDS);
+	if (l->resume == NULL)
+		l->resume = evtimer_new(l->base, listener_resume, l);
+	if (l->resume == NULL)
+		return;
+	evconnlistener_disable(evl);
+	evtimer_add(l->resume, &tv);
 }
 
 static struct listener *
@@ -738,6 +922,7 @@ listener_alloc(struct event_base *base, const struct listener_ops *ops,
 	l->limits = *limits;
 	l->ctx = ctx;
 	TAILQ_INIT(&l->conns);
+	reserve_take();
 	l->sweep = event_new(base, -1, EV_PERSIST, listener_sweep, l);
 	if (l->sweep == NULL) {
 		free(l);
@@ -908,6 +1093,8 @@ listener_free(struct listener *l)
 	while ((c = TAILQ_FIRST(&l->conns)) != NULL)
 		conn_drop_socket(c);
 	event_free(l->sweep);
+	if (l->resume)
+		event_free(l->resume);
 	if (l->unix_path) {
 		unlink(l->unix_path);
 		free(l->unix_path);

@@ -52,6 +52,13 @@ int listener_unix_socket(const char *path, mode_t mode);
 int listener_new_unix(struct event_base *base, const char *path, mode_t mode,
     const struct listener_ops *ops, const struct listener_limits *limits,
     void *ctx, struct listener **ret_l);
+/*
+ * accept() on lfd failed with EMFILE or ENFILE: accept one waiting peer in
+ * the place of the descriptor kept in reserve for this (taken by the first
+ * listener made), write msg to it (len 0: nothing), close it and take the
+ * reserve again. 0, or -errno (no reserve, nobody waiting: -EAGAIN).
+ */
+int listener_refuse_reserved(evutil_socket_t lfd, const void *msg, size_t len);
 /* Stop accepting and close idle connections once their replies are out. */
 void listener_shutdown(struct listener *l);
 /* Free the listener and every connection at once. Accepts NULL. */

@@ -548,6 +548,36 @@ order_outbox(struct store_txn *txn, const Order *o, order_state from,
 	return store_put(txn, STORE_DB_OUTBOX_MAIL, key, sizeof(key), buf, len);
 }
 
+/*
+ * The orders_received index: an order is in it while RECEIVED, so the
+ * start finds the orders a crash left waiting for the vault without a
+ * scan of every order.
+ */
+static int
+order_received_mark(struct store_txn *txn, uint64_t id, order_state from,
+    order_state to)
+{
+	const void *val;
+	uint8_t key[8];
+	size_t len;
+	int r;
+
+	if (from == to)
+		return 0;
+	be64_put(key, id);
+	if (to == S(RECEIVED))
+		return store_put(txn, STORE_DB_ORDERS_RECEIVED, key,
+		    sizeof(key), "", 0);
+	if (from != S(RECEIVED))
+		return 0;
+	/* A store an older build wrote may lack the entry. */
+	r = store_get(txn, STORE_DB_ORDERS_RECEIVED, key, sizeof(key), &val,
+	    &len);
+	if (r == 0)
+		r = store_del(txn, STORE_DB_ORDERS_RECEIVED, key, sizeof(key));
+	return r == -ENOENT ? 0 : r;
+}
+
 int
 order_enter_state(struct store_txn *txn, Order *o, order_state to,
     const char *cause, uint64_t now_ms)
@@ -576,6 +606,8 @@ order_enter_state(struct store_txn *txn, Order *o, order_state to,
 	    from == S(STATE_UNSPECIFIED));
 	if (r == 0)
 		r = order_put(txn, o);
+	if (r == 0)
+		r = order_received_mark(txn, o->id, from, to);
 	if (r == 0)
 		r = order_outbox(txn, o, from, to, now_ms);
 	if (r < 0)
@@ -707,6 +739,167 @@ order_fax_enter(struct store_txn *txn, Order *o, fax_state to,
 	return 0;
 }
 
+/* ---- orders left RECEIVED ------------------------------------------- */
+
+struct received_scan {
+	uint64_t *ids;
+	size_t n, cap;
+	struct store_txn *txn;
+	bool stale;      /* the index names an order not RECEIVED */
+};
+
+static int
+received_add(struct received_scan *sc, uint64_t id)
+{
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? 2 * sc->cap : 16;
+		uint64_t *v = reallocarray(sc->ids, cap, sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		sc->ids = v;
+		sc->cap = cap;
+	}
+	sc->ids[sc->n++] = id;
+	return 0;
+}
+
+static int
+received_index_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct received_scan *sc = arg;
+	uint64_t id;
+	Order *o;
+	int r;
+
+	(void)val;
+	(void)val_len;
+	if (key_len != 8) {
+		sc->stale = true;
+		return 1;
+	}
+	id = be64_get(key);
+	r = order_get(sc->txn, id, &o);
+	if (r == -ENOENT) {
+		sc->stale = true;
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	if (o->state != S(RECEIVED))
+		sc->stale = true;
+	twinroute__order__free_unpacked(o, NULL);
+	return sc->stale ? 1 : received_add(sc, id);
+}
+
+/* The scan that makes the index again: every order's state. */
+static int
+received_scan_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	struct received_scan *sc = arg;
+	Order *o;
+	int r = 0;
+
+	if (key_len != 8)
+		return 0;
+	o = twinroute__order__unpack(NULL, val_len, val);
+	if (o == NULL)
+		return -TR_EBADMSG;
+	if (o->state == S(RECEIVED))
+		r = received_add(sc, be64_get(key));
+	twinroute__order__free_unpacked(o, NULL);
+	return r;
+}
+
+static int
+received_key_one(const void *key, size_t key_len, const void *val,
+    size_t val_len, void *arg)
+{
+	(void)val;
+	(void)val_len;
+	return key_len == 8 ? received_add(arg, be64_get(key)) : 0;
+}
+
+/* Scan every order and write the index anew, in a transaction of its
+ * own; sc gets the RECEIVED ids. */
+static int
+order_received_rebuild(struct store *s, struct received_scan *sc)
+{
+	struct received_scan old = { 0 };
+	struct store_txn *txn;
+	uint8_t key[8];
+	int r;
+
+	r = store_txn_begin(s, 0, &txn);
+	if (r < 0)
+		return r;
+	r = store_iter(txn, STORE_DB_ORDERS_RECEIVED, NULL, 0,
+	    received_key_one, &old);
+	for (size_t i = 0; r == 0 && i < old.n; i++) {
+		be64_put(key, old.ids[i]);
+		r = store_del(txn, STORE_DB_ORDERS_RECEIVED, key, sizeof(key));
+	}
+	free(old.ids);
+	sc->n = 0;
+	if (r == 0)
+		r = store_iter(txn, STORE_DB_ORDERS, NULL, 0, received_scan_one,
+		    sc);
+	for (size_t i = 0; r == 0 && i < sc->n; i++) {
+		be64_put(key, sc->ids[i]);
+		r = store_put(txn, STORE_DB_ORDERS_RECEIVED, key, sizeof(key),
+		    "", 0);
+	}
+	if (r < 0) {
+		store_txn_abort(txn);
+		return r;
+	}
+	return store_txn_commit(txn, NULL);
+}
+
+int
+order_received_ids(struct store *s, uint64_t **ret_ids, size_t *ret_n,
+    bool *ret_rebuilt)
+{
+	struct received_scan sc = { 0 };
+	struct order_counts c;
+	struct store_txn *txn;
+	uint64_t entries = 0;
+	bool rebuild;
+	int r;
+
+	r = store_txn_begin(s, STORE_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	sc.txn = txn;
+	r = order_counts_get(txn, &c);
+	if (r == 0)
+		r = store_db_entries(txn, STORE_DB_ORDERS_RECEIVED, &entries);
+	/* No counts, or counts that disagree: the index is not to be
+	 * trusted either. */
+	rebuild = r == -ENOENT ||
+	    (r == 0 && entries != c.state[S(RECEIVED)]);
+	if (r == 0 && !rebuild && entries > 0)
+		r = store_iter(txn, STORE_DB_ORDERS_RECEIVED, NULL, 0,
+		    received_index_one, &sc);
+	store_txn_abort(txn);
+	if (r < 0 && r != -ENOENT) {
+		free(sc.ids);
+		return r;
+	}
+	rebuild = rebuild || sc.stale;
+	if (rebuild && (r = order_received_rebuild(s, &sc)) < 0) {
+		free(sc.ids);
+		return r;
+	}
+	if (ret_rebuilt)
+		*ret_rebuilt = rebuild;
+	*ret_ids = sc.ids;
+	*ret_n = sc.n;
+	return 0;
+}
+
 /* ---- iteration -------------------------------------------------------- */
 
 struct order_iter_ctx {
@@ -738,6 +931,14 @@ order_iter(struct store_txn *txn, order_iter_fn cb, void *arg)
 	struct order_iter_ctx ctx = { cb, arg };
 
 	return store_iter(txn, STORE_DB_ORDERS, NULL, 0, order_iter_one, &ctx);
+}
+
+int
+order_iter_newest(struct store_txn *txn, order_iter_fn cb, void *arg)
+{
+	struct order_iter_ctx ctx = { cb, arg };
+
+	return store_iter_rev(txn, STORE_DB_ORDERS, order_iter_one, &ctx);
 }
 
 struct member_list_ctx {

@@ -106,6 +106,18 @@ int order_counts_rebuild(struct store_txn *txn, struct order_counts *ret);
  * *ret_rebuilt (may be NULL) says whether it did. */
 int order_counts_ensure(struct store *s, bool *ret_rebuilt);
 
+/*
+ * The ids of the orders left RECEIVED (a crash, or a failed write, between
+ * an order and the vault's answer), oldest first, from the orders_received
+ * index that order_enter_state() keeps: no scan of the orders. An index
+ * that disagrees with the counts by state, or names an order that is not
+ * RECEIVED (a store made before the index, or written by such a build),
+ * is made again by one scan, in a write transaction of its own;
+ * *ret_rebuilt (may be NULL) says so. Free *ret_ids.
+ */
+int order_received_ids(struct store *s, uint64_t **ret_ids, size_t *ret_n,
+    bool *ret_rebuilt);
+
 /* Remove an order's Confirmation with its token and expiry entry.
  * -ENOENT when it has none. */
 int order_confirmation_drop(struct store_txn *txn, uint64_t id);
@@ -128,6 +140,8 @@ int order_mail_job_get(struct store_txn *txn, uint64_t id,
  * in store_iter. */
 typedef int (*order_iter_fn)(const Order *o, void *arg);
 int order_iter(struct store_txn *txn, order_iter_fn cb, void *arg);
+/* The same, newest first: a caller that wants the last few stops early. */
+int order_iter_newest(struct store_txn *txn, order_iter_fn cb, void *arg);
 /*
  * The member's order ids, newest first, starting below before_id (0: from
  * the newest). Fills up to max ids; *ret_more says whether more follow.

@@ -55,6 +55,7 @@
 #include "order/order.h"
 #include "provider.pb-c.h"
 #include "provider/provider.h"
+#include "provider/provider_check.h"
 #include "store/store.h"
 
 #define ST(x) TWINROUTE__ORDER_STATE__ORDER_##x
@@ -676,46 +677,15 @@ prov_report(struct psession *s, const PRequest *req)
 	const Twinroute__Provider__Report *rp = req->report;
 	PResponse resp = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__INIT;
 	char cause[ORDER_CAUSE_MAX], msg[160];
-	const char *what;
+	const char *what, *why;
 	struct store_txn *txn;
 	order_state to, from;
 	uint64_t seq;
 	Order *o;
 	int r;
 
-	switch (rp->kind) {
-	case TWINROUTE__PROVIDER__REPORT_KIND__REPORT_ACCEPTED:
-		to = ST(ACCEPTED);
-		what = "accepted";
-		break;
-	case TWINROUTE__PROVIDER__REPORT_KIND__REPORT_REJECTED:
-		to = ST(REJECTED);
-		what = "rejected";
-		break;
-	case TWINROUTE__PROVIDER__REPORT_KIND__REPORT_FULFILLED:
-		to = ST(FULFILLED);
-		what = "fulfilled";
-		break;
-	case TWINROUTE__PROVIDER__REPORT_KIND__REPORT_CHARGED:
-		to = ST(CHARGED);
-		what = "charged";
-		break;
-	case TWINROUTE__PROVIDER__REPORT_KIND__REPORT_UNSPECIFIED:
-	case _TWINROUTE__PROVIDER__REPORT_KIND_IS_INT_SIZE:
-	default:
-		prov_send_error(s->conn, req->id, E(BAD_REQUEST),
-		    "report: kind must be ACCEPTED, REJECTED, FULFILLED or "
-		    "CHARGED");
-		return;
-	}
-	if (to == ST(REJECTED) && !rp->reason[0]) {
-		prov_send_error(s->conn, req->id, E(BAD_REQUEST),
-		    "report: a rejection needs a reason");
-		return;
-	}
-	if (strlen(rp->reason) > 200) {
-		prov_send_error(s->conn, req->id, E(BAD_REQUEST),
-		    "report: reason longer than 200 bytes");
+	if (provider_check_report(rp, &to, &what, &why) < 0) {
+		prov_send_error(s->conn, req->id, E(BAD_REQUEST), why);
 		return;
 	}
 	r = store_txn_begin(s->p->d->store, STORE_BATCH, &txn);
@@ -806,47 +776,25 @@ prov_list_services_reply(struct psession *s, uint64_t rid, uint64_t seq)
 static void
 prov_upsert_service(struct psession *s, const PRequest *req)
 {
-	static char mask_category[] = "category", mask_name[] = "name",
-	    mask_description[] = "description", mask_price[] = "price",
-	    mask_active[] = "active";
-	static char *const mask[] = { mask_category, mask_name,
-		mask_description, mask_price, mask_active };
 	PResponse resp = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__INIT;
 	struct catalog_err cerr = { .index = -1 };
 	const Twinroute__Service *in = req->upsert_service->service;
-	const Twinroute__Service *old;
-	Twinroute__Service svc;
-	uint64_t seq;
-	int r;
+	uint64_t seq = 0;
+	bool added = false;
+	int code, r;
 
-	if (!in || !in->id[0]) {
-		prov_send_error(s->conn, req->id, E(BAD_REQUEST),
-		    "upsert: a service with an id is needed");
-		return;
-	}
-	svc = *in;
-	svc.provider_id = s->provider_id;
-	old = catalog_service(s->p->d->catalog, in->id);
-	if (old && strcmp(old->provider_id, s->provider_id) != 0) {
+	r = provider_service_upsert(s->p->d->catalog, s->provider_id, in, &seq,
+	    &added, &code, &cerr);
+	if (r == -EPERM)
 		log_warn("provider %s: refused to change service %.64s of "
-		    "provider %s", s->provider_id, in->id, old->provider_id);
-		prov_send_error(s->conn, req->id, E(FORBIDDEN),
-		    "that service id belongs to another provider");
-		return;
-	}
-	if (old)
-		r = catalog_service_update(s->p->d->catalog, in->id, &svc,
-		    mask, ELEMENTSOF(mask), &seq, &cerr);
-	else
-		r = catalog_service_add(s->p->d->catalog, &svc, &seq, &cerr);
+		    "provider %s", s->provider_id, in->id,
+		    catalog_service(s->p->d->catalog, in->id)->provider_id);
 	if (r < 0) {
-		prov_send_error(s->conn, req->id, r == -EINVAL ?
-		    E(BAD_REQUEST) : r == -ENOSPC ? E(STORE_FULL) : E(STORE),
-		    cerr.msg[0] ? cerr.msg : tr_strerror(r));
+		prov_send_error(s->conn, req->id, code, cerr.msg);
 		return;
 	}
 	log_info("provider %s: service %s %s", s->provider_id, in->id,
-	    old ? "updated" : "added");
+	    added ? "added" : "updated");
 	resp.id = req->id;
 	resp.body_case = TWINROUTE__PROVIDER__PROVIDER_RESPONSE__BODY_SERVICE;
 	resp.service = unconst(catalog_service(s->p->d->catalog, in->id));

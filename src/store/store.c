@@ -92,6 +92,7 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_OUTBOX_PROVIDER] = "outbox_provider",
 	[STORE_DB_OUTBOX_FAX] = "outbox_fax",
 	[STORE_DB_PROVIDER_AUTH] = "provider_auth",
+	[STORE_DB_ORDERS_RECEIVED] = "orders_received",
 };
 
 struct store_waiter {
@@ -128,6 +129,7 @@ struct store {
 	uint64_t loop_synced;        /* highest seq known durable */
 	uint64_t loop_failed;        /* highest seq whose sync failed */
 	int loop_failed_err;
+	int commit_err;              /* of the last batch that failed */
 
 	/* Shared with the sync thread, under sync_lock. */
 	pthread_mutex_t sync_lock;
@@ -339,7 +341,26 @@ store_sync_thread(void *arg)
 	return NULL;
 }
 
-static void store_run_waiters(struct store *s);
+/* A batch failed: its waiters, the only ones above committed, get err.
+ * Taken off the queue first, since their callbacks may write again. */
+static void
+store_fail_batch_waiters(struct store *s, int err)
+{
+	struct store_waiters failed = TAILQ_HEAD_INITIALIZER(failed);
+	struct store_waiter *w;
+
+	while ((w = TAILQ_LAST(&s->waiters, store_waiters)) != NULL &&
+	    w->seq > s->committed) {
+		TAILQ_REMOVE(&s->waiters, w, entry);
+		s->n_waiters--;
+		TAILQ_INSERT_HEAD(&failed, w, entry);
+	}
+	while ((w = TAILQ_FIRST(&failed)) != NULL) {
+		TAILQ_REMOVE(&failed, w, entry);
+		w->cb(w->arg, err);
+		free(w);
+	}
+}
 
 /* Commit the loop's batch: one LMDB commit for every member. */
 static void
@@ -356,24 +377,25 @@ store_batch_commit(struct store *s)
 	store_hist_add(&s->commit_hist, start_ns);
 	s->batch = NULL;
 	s->batch_members = 0;
+	if (r < 0) {
+		/*
+		 * Nothing of the batch is in the store, and like any failed
+		 * commit it takes no seq: the next batch gets it. Its members,
+		 * waiting on that seq, learn it now; writes before it go on
+		 * to their sync, and reads (which never saw the batch) stay
+		 * served, however often a full map fails batches.
+		 */
+		s->commit_err = r;
+		store_fail_batch_waiters(s, r);
+		return;
+	}
 	pthread_mutex_lock(&s->sync_lock);
 	seq = ++s->committed;
 	/* A waiter needs it, or the thread sleeps with nothing to sync:
 	 * either way it must look again. */
-	if (r == 0 && (s->wanted > s->attempted || seq == s->attempted + 1))
+	if (s->wanted > s->attempted || seq == s->attempted + 1)
 		pthread_cond_signal(&s->sync_cond);
 	pthread_mutex_unlock(&s->sync_lock);
-	if (r < 0) {
-		/*
-		 * Nothing of the batch is in the store. Its members learn it
-		 * from their waiters; so, conservatively, do writers before
-		 * it still waiting for their sync (they may well be on disk:
-		 * idempotent retries find them).
-		 */
-		s->loop_failed = seq;
-		s->loop_failed_err = r;
-		store_run_waiters(s);
-	}
 }
 
 uint64_t
@@ -381,6 +403,18 @@ store_last_seq(const struct store *s)
 {
 	/* Only the loop writes committed. */
 	return s->committed + (s->batch ? 1 : 0);
+}
+
+uint64_t
+store_committed_seq(const struct store *s)
+{
+	return s->committed;
+}
+
+int
+store_commit_error(const struct store *s)
+{
+	return s->commit_err;
 }
 
 /*
@@ -918,6 +952,40 @@ store_del(struct store_txn *txn, enum store_db db, const void *key,
 	return 0;
 }
 
+/* Walk db from the cursor position op, then by step, until cb stops it. */
+static int
+store_walk(struct store_txn *txn, enum store_db db, MDB_val *k,
+    MDB_cursor_op op, MDB_cursor_op step, store_iter_fn cb, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val v = { 0 };
+	int r;
+
+	r = store_mdb_errno(mdb_cursor_open(txn->txn, txn->s->dbi[db], &cur));
+	if (r < 0)
+		return store_txn_fail(txn, r);
+	for (;;) {
+		int rc = store_mdb_errno(mdb_cursor_get(cur, k, &v, op));
+
+		if (rc == -ENOENT) {
+			r = 0;
+			break;
+		}
+		if (rc < 0) {
+			r = store_txn_fail(txn, rc);
+			break;
+		}
+		rc = cb(k->mv_data, k->mv_size, v.mv_data, v.mv_size, arg);
+		if (rc != 0) {
+			r = rc < 0 ? rc : 0;
+			break;
+		}
+		op = step;
+	}
+	mdb_cursor_close(cur);
+	return r;
+}
+
 /*
  * from NULL or empty: start at the first key. The callback must not write
  * to db while the iteration runs.
@@ -926,8 +994,7 @@ int
 store_iter(struct store_txn *txn, enum store_db db, const void *from,
     size_t from_len, store_iter_fn cb, void *arg)
 {
-	MDB_cursor *cur;
-	MDB_val k = { 0 }, v = { 0 };
+	MDB_val k = { 0 };
 	MDB_cursor_op op = MDB_FIRST;
 	int r;
 
@@ -945,31 +1012,22 @@ store_iter(struct store_txn *txn, enum store_db db, const void *from,
 		k.mv_data = (void *)(uintptr_t)from;
 		op = MDB_SET_RANGE;
 	}
+	return store_walk(txn, db, &k, op, MDB_NEXT, cb, arg);
+}
 
-	r = store_mdb_errno(mdb_cursor_open(txn->txn, txn->s->dbi[db], &cur));
-	if (r < 0)
-		return store_txn_fail(txn, r);
+int
+store_iter_rev(struct store_txn *txn, enum store_db db, store_iter_fn cb,
+    void *arg)
+{
+	MDB_val k = { 0 };
 
-	for (;;) {
-		int rc = store_mdb_errno(mdb_cursor_get(cur, &k, &v, op));
-
-		if (rc == -ENOENT) {
-			r = 0;
-			break;
-		}
-		if (rc < 0) {
-			r = store_txn_fail(txn, rc);
-			break;
-		}
-		rc = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
-		if (rc != 0) {
-			r = rc < 0 ? rc : 0;
-			break;
-		}
-		op = MDB_NEXT;
-	}
-	mdb_cursor_close(cur);
-	return r;
+	if (!txn || !cb)
+		return -EINVAL;
+	if (txn->ret != 0)
+		return txn->ret;
+	if (!store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	return store_walk(txn, db, &k, MDB_LAST, MDB_PREV, cb, arg);
 }
 
 /* ---- group commit ----------------------------------------------------- */

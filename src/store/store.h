@@ -29,6 +29,7 @@ enum store_db {
 	STORE_DB_OUTBOX_PROVIDER,      /* key: provider "\0" order id; DispatchJob */
 	STORE_DB_OUTBOX_FAX,           /* key: order id; DispatchJob */
 	STORE_DB_PROVIDER_AUTH,        /* key: provider id; ProviderAuth */
+	STORE_DB_ORDERS_RECEIVED,      /* key: order id; empty: RECEIVED ones */
 	STORE_DB__COUNT,
 };
 
@@ -117,6 +118,9 @@ typedef int (*store_iter_fn)(const void *key, size_t key_len, const void *val,
     size_t val_len, void *arg);
 int store_iter(struct store_txn *txn, enum store_db db, const void *from,
     size_t from_len, store_iter_fn cb, void *arg);
+/* The same from the last key back to the first. */
+int store_iter_rev(struct store_txn *txn, enum store_db db, store_iter_fn cb,
+    void *arg);
 
 /*
  * Call cb(arg, err) on the loop once the write with sequence seq is on
@@ -129,6 +133,12 @@ int store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg)
 /* The seq covering every write made so far, an open batch included: a
  * reply that waits on it waits for everything the loop has written. */
 uint64_t store_last_seq(const struct store *s);
+/* The seq of the last write that committed: all a read transaction begun
+ * now can see, so what a reply showing it waits on. */
+uint64_t store_committed_seq(const struct store *s);
+/* The error of the last batch whose commit failed (-ENOSPC: the map is
+ * full), 0 if none has. */
+int store_commit_error(const struct store *s);
 
 /* Writes waiting for a sync. */
 size_t store_sync_pending(const struct store *s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "mail/lmtp.h"
 
 /*
@@ -35,15 +36,6 @@ struct fz {
 	uint64_t hash;          /* of everything emitted */
 	size_t out_len;
 };
-
-#define FZ_CHECK(x)                                                            \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-			    __LINE__, #x);                                     \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static uint32_t
 fz_rand(struct fz *f)

@@ -812,6 +812,123 @@ test_counts(void **state)
 		    store_latency_bounds_ns[i - 1]);
 }
 
+/* The ids order_received_ids() gives, checked against want[]. */
+static void
+assert_received(struct store *s, const uint64_t *want, size_t n_want,
+    bool want_rebuilt)
+{
+	uint64_t *ids = NULL;
+	size_t n = 99;
+	bool rebuilt = !want_rebuilt;
+
+	assert_int_equal(order_received_ids(s, &ids, &n, &rebuilt), 0);
+	assert_int_equal(n, n_want);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ids[i], want[i]);
+	assert_int_equal(rebuilt, want_rebuilt);
+	free(ids);
+}
+
+static void
+index_put(struct store *s, uint64_t id, bool del)
+{
+	struct store_txn *txn;
+	uint8_t key[8];
+
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(id >> (56 - 8 * i));
+	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
+	if (del)
+		assert_int_equal(store_del(txn, STORE_DB_ORDERS_RECEIVED, key,
+		    sizeof(key)), 0);
+	else
+		assert_int_equal(store_put(txn, STORE_DB_ORDERS_RECEIVED, key,
+		    sizeof(key), "", 0), 0);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
+}
+
+/* The orders left RECEIVED are found through their index, which follows
+ * every transition; an index that disagrees is made again. */
+static void
+test_received_index(void **state)
+{
+	struct fixture *f = *state;
+	struct store_txn *txn;
+	uint64_t a, b, c, d;
+	bool rebuilt;
+	Order *o;
+
+	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
+	assert_received(f->s, NULL, 0, false);
+	a = make_order(f->s, "100001");
+	b = make_order(f->s, "100002");
+	c = make_order(f->s, "100001");
+	d = make_order(f->s, "100003");
+	assert_int_equal(entries(f->s, STORE_DB_ORDERS_RECEIVED), 4);
+	{
+		const uint64_t want[] = { a, b, c, d };
+		assert_received(f->s, want, 4, false);
+	}
+	/* Leaving RECEIVED, whichever way, leaves the index. */
+	assert_int_equal(move(f->s, a, S(AUTHORIZED), "vault: OK", 2000), 0);
+	assert_int_equal(move(f->s, b, S(DECLINED), "vault: NO_CARD", 2000),
+	    0);
+	assert_int_equal(move(f->s, d, S(CANCELLED), "member: cancel", 2000),
+	    0);
+	{
+		const uint64_t want[] = { c };
+		assert_received(f->s, want, 1, false);
+	}
+	assert_int_equal(entries(f->s, STORE_DB_ORDERS_RECEIVED), 1);
+	/* An aborted creation leaves nothing behind. */
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	{
+		Order t = TWINROUTE__ORDER__INIT;
+
+		assert_int_equal(order_next_id(txn, &t.id), 0);
+		t.member = unconst("100004");
+		t.service_id = unconst("svc-1");
+		t.provider_id = unconst("prov-1");
+		assert_int_equal(order_dup(&t, &o), 0);
+	}
+	assert_int_equal(order_enter_state(txn, o, S(RECEIVED), "order", 2100),
+	    0);
+	twinroute__order__free_unpacked(o, NULL);
+	store_txn_abort(txn);
+	assert_int_equal(entries(f->s, STORE_DB_ORDERS_RECEIVED), 1);
+
+	/* A store made before the index: c is RECEIVED, the index empty.
+	 * The counts disagree, one scan makes it again, and only once. */
+	index_put(f->s, c, true);
+	{
+		const uint64_t want[] = { c };
+		assert_received(f->s, want, 1, true);
+		assert_received(f->s, want, 1, false);
+	}
+	/* The order leaves RECEIVED with no entry to remove. */
+	index_put(f->s, c, true);
+	assert_int_equal(move(f->s, c, S(AUTHORIZED), "vault: OK", 2200), 0);
+	assert_received(f->s, NULL, 0, false);
+	/* An entry for an order no longer RECEIVED, while the count says
+	 * one (another RECEIVED order has none): made again. */
+	d = make_order(f->s, "100005");
+	index_put(f->s, d, true);
+	index_put(f->s, a, false);
+	{
+		const uint64_t want[] = { d };
+		assert_received(f->s, want, 1, true);
+		assert_received(f->s, want, 1, false);
+	}
+	assert_int_equal(entries(f->s, STORE_DB_ORDERS_RECEIVED), 1);
+	/* It survives a reopen. */
+	store_close(f->s);
+	f->s = open_store(f);
+	{
+		const uint64_t want[] = { d };
+		assert_received(f->s, want, 1, false);
+	}
+}
+
 static void
 test_checks(void **state)
 {
@@ -857,6 +974,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_received_index, setup,
+		    teardown),
 		cmocka_unit_test(test_checks),
 	};
 

@@ -570,6 +570,31 @@ test_iter(void **state)
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.keys[1], "b");
 
+	/* Backwards: every key from the last, or as far as the callback
+	 * goes; an empty database gives nothing. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter_rev(txn, STORE_DB_PROVIDERS, collect_cb,
+	    &c), 0);
+	assert_int_equal(c.n, 5);
+	assert_string_equal(c.keys[0], "d");
+	assert_string_equal(c.keys[2], "bb");
+	assert_string_equal(c.keys[4], "a");
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	assert_int_equal(store_iter_rev(txn, STORE_DB_PROVIDERS, collect_cb,
+	    &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.keys[1], "c");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_iter_rev(txn, STORE_DB_SERVICES_BY_CATEGORY,
+	    collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	memset(&c, 0, sizeof(c));
+	c.fail = -EIO;
+	assert_int_equal(store_iter_rev(txn, STORE_DB_PROVIDERS, collect_cb,
+	    &c), -EIO);
+	assert_int_equal(store_txn_error(txn), 0);
+
 	/* A callback error comes back and does not spoil the transaction. */
 	memset(&c, 0, sizeof(c));
 	c.fail = -EIO;

@@ -23,6 +23,7 @@
 #include "control.pb-c.h"
 
 #include "common/args.h"
+#include "common/catalog_import.h"
 #include "common/cli.h"
 #include "common/conn.h"
 #include "common/errcode.h"
@@ -42,8 +43,6 @@
 #define CTL_TIMEOUT_MS 60000
 /* A backup of a large store takes as long as copying it. */
 #define CTL_BACKUP_TIMEOUT_MS (24 * 3600 * 1000)
-/* Import files are read whole; past this they cannot fit in one frame. */
-#define IMPORT_FILE_MAX (4 * (size_t)CTL_FRAME_MAX)
 
 struct ctx {
 	const char *socket;
@@ -223,354 +222,6 @@ error_message(const Twinroute__Error *e)
 	return cli_error_code_name(e->code);
 }
 
-/* One line of an import file, ready to send. */
-struct import_item {
-	unsigned long line;
-	bool is_provider;
-	Twinroute__Ctl__CatalogItem item;
-	Twinroute__Provider provider;
-	Twinroute__Service service;
-	Twinroute__Money price;
-};
-
-struct import {
-	const char *file;         /* as shown in messages */
-	struct import_item **v;
-	size_t n, cap;
-	uint32_t providers, services;
-};
-
-/* Free a string of an item unless it is protobuf-c's shared empty one. */
-static void
-item_str_free(char *s)
-{
-	if (s && s != protobuf_c_empty_string)
-		free(s);
-}
-
-static void
-import_item_free(struct import_item *it)
-{
-	if (!it)
-		return;
-	item_str_free(it->provider.id);
-	item_str_free(it->provider.name);
-	item_str_free(it->provider.email);
-	item_str_free(it->provider.fax);
-	item_str_free(it->service.id);
-	item_str_free(it->service.provider_id);
-	item_str_free(it->service.category);
-	item_str_free(it->service.name);
-	item_str_free(it->service.description);
-	item_str_free(it->price.currency);
-	free(it);
-}
-
-static void
-import_free(struct import *im)
-{
-	for (size_t i = 0; i < im->n; i++)
-		import_item_free(im->v[i]);
-	free(im->v);
-	im->v = NULL;
-	im->n = im->cap = 0;
-}
-
-static int _printf_(3, 4)
-import_error(const struct import *im, unsigned long line, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s:%lu: ", im->file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n", stderr);
-	return CLI_EXIT_USAGE;
-}
-
-struct import_key {
-	const char *key;
-	enum json_type type;
-	bool required;
-};
-
-static const struct import_key provider_keys[] = {
-	{ "type", json_type_string, true },
-	{ "id", json_type_string, true },
-	{ "name", json_type_string, true },
-	{ "email", json_type_string, true },
-	{ "fax", json_type_string, true },
-	{ "active", json_type_boolean, false },
-};
-
-static const struct import_key service_keys[] = {
-	{ "type", json_type_string, true },
-	{ "id", json_type_string, true },
-	{ "provider", json_type_string, true },
-	{ "category", json_type_string, true },
-	{ "name", json_type_string, true },
-	{ "description", json_type_string, false },
-	{ "price", json_type_int, true },
-	{ "currency", json_type_string, true },
-	{ "active", json_type_boolean, false },
-};
-
-static const char *
-json_type_text(enum json_type t)
-{
-	switch (t) {
-	case json_type_null:
-		return "null";
-	case json_type_boolean:
-		return "true or false";
-	case json_type_double:
-		return "a number";
-	case json_type_int:
-		return "an integer";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	case json_type_string:
-		return "a string";
-	}
-	return "unknown";
-}
-
-/*
- * Check obj's keys against keys[]: every key known and of its type, every
- * required one there. CLI_GO_ON when all is well, else CLI_EXIT_USAGE.
- */
-static int
-import_check_keys(const struct import *im, unsigned long line,
-    json_object *obj, const char *what, const struct import_key *keys,
-    size_t nkeys)
-{
-	json_object_object_foreach(obj, key, val) {
-		const struct import_key *k = NULL;
-
-		for (size_t i = 0; i < nkeys; i++)
-			if (strcmp(keys[i].key, key) == 0)
-				k = &keys[i];
-		if (!k)
-			return import_error(im, line, "unknown key \"%s\" for "
-			    "a %s", key, what);
-		if (k->type == json_type_int && json_object_is_type(val,
-		    json_type_double))
-			return import_error(im, line, "\"%s\" must be an "
-			    "integer in minor units (1250 for 12.50)", key);
-		if (!json_object_is_type(val, k->type))
-			return import_error(im, line, "\"%s\" must be %s, not "
-			    "%s", key, json_type_text(k->type),
-			    json_type_text(json_object_get_type(val)));
-		if (k->type == json_type_string &&
-		    strlen(json_object_get_string(val)) !=
-		    (size_t)json_object_get_string_len(val))
-			return import_error(im, line, "\"%s\" contains a NUL "
-			    "character", key);
-	}
-	for (size_t i = 0; i < nkeys; i++)
-		if (keys[i].required &&
-		    !json_object_object_get_ex(obj, keys[i].key, NULL))
-			return import_error(im, line, "missing \"%s\" for a %s",
-			    keys[i].key, what);
-	return CLI_GO_ON;
-}
-
-/* A copy of obj[key] (a string already checked), or "" when absent. */
-static int
-import_str(json_object *obj, const char *key, char **ret)
-{
-	json_object *v;
-	char *s;
-
-	if (json_object_object_get_ex(obj, key, &v))
-		s = strdup(json_object_get_string(v));
-	else
-		s = strdup("");
-	if (!s)
-		return -ENOMEM;
-	*ret = s;
-	return 0;
-}
-
-static bool
-import_active(json_object *obj)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(obj, "active", &v))
-		return true;
-	return json_object_get_boolean(v);
-}
-
-/* Turn one object into an item. CLI_GO_ON, else the exit code. */
-static int
-import_object(struct import *im, unsigned long line, json_object *obj)
-{
-	struct import_item *it = NULL;
-	json_object *type;
-	const char *t;
-	int r;
-
-	if (!json_object_object_get_ex(obj, "type", &type))
-		return import_error(im, line, "missing \"type\" (\"provider\" "
-		    "or \"service\")");
-	if (!json_object_is_type(type, json_type_string))
-		return import_error(im, line, "\"type\" must be a string");
-	t = json_object_get_string(type);
-	if (strcmp(t, "provider") == 0)
-		r = import_check_keys(im, line, obj, t, provider_keys,
-		    ELEMENTSOF(provider_keys));
-	else if (strcmp(t, "service") == 0)
-		r = import_check_keys(im, line, obj, t, service_keys,
-		    ELEMENTSOF(service_keys));
-	else
-		return import_error(im, line, "unknown type \"%s\" "
-		    "(\"provider\" or \"service\")", t);
-	if (r >= 0)
-		return r;
-
-	it = calloc(1, sizeof(*it));
-	if (!it)
-		return cli_fail("out of memory");
-	it->line = line;
-	twinroute__ctl__catalog_item__init(&it->item);
-	twinroute__provider__init(&it->provider);
-	twinroute__service__init(&it->service);
-	twinroute__money__init(&it->price);
-	if (strcmp(t, "provider") == 0) {
-		Twinroute__Provider *p = &it->provider;
-
-		if (import_str(obj, "id", &p->id) < 0 ||
-		    import_str(obj, "name", &p->name) < 0 ||
-		    import_str(obj, "email", &p->email) < 0 ||
-		    import_str(obj, "fax", &p->fax) < 0)
-			goto nomem;
-		p->active = import_active(obj);
-		it->is_provider = true;
-		im->providers++;
-	} else {
-		Twinroute__Service *s = &it->service;
-		json_object *price;
-
-		json_object_object_get_ex(obj, "price", &price);
-		if (json_object_get_int64(price) < 0) {
-			import_item_free(it);
-			return import_error(im, line, "\"price\" must not be "
-			    "negative");
-		}
-		if (json_object_get_uint64(price) > INT64_MAX) {
-			import_item_free(it);
-			return import_error(im, line, "\"price\" is out of "
-			    "range");
-		}
-		it->price.minor = json_object_get_int64(price);
-		if (import_str(obj, "id", &s->id) < 0 ||
-		    import_str(obj, "provider", &s->provider_id) < 0 ||
-		    import_str(obj, "category", &s->category) < 0 ||
-		    import_str(obj, "name", &s->name) < 0 ||
-		    import_str(obj, "description", &s->description) < 0 ||
-		    import_str(obj, "currency", &it->price.currency) < 0)
-			goto nomem;
-		s->active = import_active(obj);
-		im->services++;
-	}
-
-	if (im->n == im->cap) {
-		size_t cap = im->cap ? im->cap * 2 : 64;
-		struct import_item **v = reallocarray(im->v, cap, sizeof(*v));
-
-		if (!v)
-			goto nomem;
-		im->v = v;
-		im->cap = cap;
-	}
-	im->v[im->n++] = it;
-	return CLI_GO_ON;
-
-nomem:
-	import_item_free(it);
-	return cli_fail("out of memory");
-}
-
-/* Parse one line (no newline). CLI_GO_ON, else the exit code. */
-static int
-import_line(struct import *im, json_tokener *tok, unsigned long line,
-    const char *buf, size_t len)
-{
-	_cleanup_(json_object_putp) json_object *obj = NULL;
-	enum json_tokener_error jerr;
-	size_t end;
-
-	if (strspn(buf, " \t\r\f\v") == len)
-		return CLI_GO_ON; /* blank */
-	if (memchr(buf, '\0', len))
-		return import_error(im, line, "NUL byte in the line");
-	if (len > INT_MAX)
-		return import_error(im, line, "line too long");
-
-	json_tokener_reset(tok);
-	obj = json_tokener_parse_ex(tok, buf, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue)
-		return import_error(im, line, "incomplete JSON (one object "
-		    "per line)");
-	if (jerr != json_tokener_success)
-		return import_error(im, line, "bad JSON: %s",
-		    json_tokener_error_desc(jerr));
-	end = json_tokener_get_parse_end(tok);
-	if (strspn(buf + end, " \t\r\f\v") != len - end)
-		return import_error(im, line, "more after the JSON object "
-		    "(one object per line)");
-	if (!json_object_is_type(obj, json_type_object))
-		return import_error(im, line, "not a JSON object");
-	return import_object(im, line, obj);
-}
-
-/* Read and check the whole file. CLI_GO_ON, else the exit code. */
-static int
-import_read(struct import *im, FILE *f)
-{
-	_cleanup_free_ char *buf = NULL;
-	json_tokener *tok;
-	size_t cap = 0, total = 0;
-	unsigned long line = 0;
-	ssize_t n;
-	int r = CLI_GO_ON;
-
-	tok = json_tokener_new();
-	if (!tok)
-		return cli_fail("out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8);
-	while ((n = getline(&buf, &cap, f)) >= 0) {
-		size_t len = (size_t)n;
-
-		line++;
-		total += len;
-		if (total > IMPORT_FILE_MAX) {
-			fprintf(stderr, "%s: larger than %zu bytes: too large "
-			    "for one import\n", im->file, IMPORT_FILE_MAX);
-			r = CLI_EXIT_USAGE;
-			break;
-		}
-		if (len > 0 && buf[len - 1] == '\n')
-			len--;
-		r = import_line(im, tok, line, buf, len);
-		if (r >= 0)
-			break;
-	}
-	if (r < 0 && ferror(f)) {
-		fprintf(stderr, "%s: read error: %s\n", im->file,
-		    strerror(errno));
-		r = CLI_EXIT_USAGE;
-	}
-	json_tokener_free(tok);
-	return r;
-}
-
 /* The options of the commands; a command lists those it takes. */
 enum opt {
 	OPT_END = 0, /* ends a command's list */
@@ -648,7 +299,6 @@ struct run {
 	char *mask[UPDATE_MASK_MAX];
 	size_t nmask;
 	struct import im;
-	Twinroute__Ctl__CatalogItem **items;
 	Twinroute__Ctl__Member member;
 	Twinroute__Ctl__VaultInit vault_init;
 	Twinroute__Ctl__CardCheck card_check;
@@ -669,7 +319,6 @@ run_done(struct run *run)
 	resp_freep(&run->resp);
 	free(run->cert_der);
 	free(run->backup_dir);
-	free(run->items);
 	import_free(&run->im);
 }
 
@@ -1069,15 +718,16 @@ build_import(struct run *run)
 {
 	struct import *im = &run->im;
 	const char *file = run->pos[0];
+	bool use_stdin = strcmp(file, "-") == 0;
 	size_t packed;
 	FILE *f;
 	int r;
 
-	if (strcmp(file, "-") == 0) {
-		im->file = "<stdin>";
+	if (import_init(im, use_stdin ? "<stdin>" : file) < 0)
+		return cli_fail("out of memory");
+	if (use_stdin) {
 		f = stdin;
 	} else {
-		im->file = file;
 		f = fopen(file, "re");
 		if (!f) {
 			fprintf(stderr, PROG ": cannot open %s: %s\n", file,
@@ -1086,35 +736,27 @@ build_import(struct run *run)
 		}
 	}
 	r = import_read(im, f);
+	if (r == -EIO)
+		fprintf(stderr, "%s: read error: %s\n", im->file,
+		    strerror(errno));
 	if (f != stdin)
 		fclose(f);
-	if (r >= 0)
-		return r;
+	if (r == -ENOMEM)
+		return cli_fail("out of memory");
+	if (r == -EIO)
+		return CLI_EXIT_USAGE;
+	if (r < 0) {
+		fprintf(stderr, "%s\n", im->err);
+		return CLI_EXIT_USAGE;
+	}
 	if (im->n == 0) {
 		fprintf(stderr, "%s: nothing to import\n", im->file);
 		return CLI_EXIT_USAGE;
 	}
-
-	run->items = calloc(im->n, sizeof(*run->items));
-	if (!run->items)
+	if (import_items(im) < 0)
 		return cli_fail("out of memory");
-	for (size_t i = 0; i < im->n; i++) {
-		struct import_item *it = im->v[i];
-
-		if (it->is_provider) {
-			it->item.item_case =
-			    TWINROUTE__CTL__CATALOG_ITEM__ITEM_PROVIDER;
-			it->item.provider = &it->provider;
-		} else {
-			it->service.price = &it->price;
-			it->item.item_case =
-			    TWINROUTE__CTL__CATALOG_ITEM__ITEM_SERVICE;
-			it->item.service = &it->service;
-		}
-		run->items[i] = &it->item;
-	}
 	run->req.n_items = im->n;
-	run->req.items = run->items;
+	run->req.items = im->items;
 	packed = protobuf_c_message_get_packed_size(&run->req.base);
 	if (packed > CTL_FRAME_MAX) {
 		fprintf(stderr, "%s: too large for one import: %zu bytes once "
