@@ -252,6 +252,8 @@ struct place_call {
 	struct conn *conn;        /* NULL: recovery after a restart */
 	uint64_t req_id;
 	uint64_t order_id;
+	bool held;                /* holds the batch with its RECEIVED */
+	uint32_t hold_gen;
 };
 
 static void
@@ -324,6 +326,11 @@ place_vault_done(void *arg, struct vault_reply *vr)
 		    vault_strcode(vr->code), vr->message[0] ? ": " : "",
 		    vr->message);
 	r = place_record(call, vr, &o, &seq);
+	/* Its answer is in the batch (or failed): the batch may go. */
+	if (call->held) {
+		call->held = false;
+		store_batch_release(call->d->store, call->hold_gen);
+	}
 	if (r == -ENOENT && store_commit_error(call->d->store) < 0) {
 		/* Its RECEIVED write was lost with its batch (a full map). */
 		r = store_commit_error(call->d->store);
@@ -368,6 +375,10 @@ place_authenticate(struct daemon *d, struct conn *c, uint64_t req_id,
 	call->conn = c ? conn_ref(c) : NULL;
 	call->req_id = req_id;
 	call->order_id = o->id;
+	/* The answer is a vault round trip away: its write and the order's
+	 * RECEIVED then share one commit and one fsync. */
+	if (c)
+		call->held = store_batch_hold(d->store, &call->hold_gen) == 0;
 	snprintf(vr.actor, sizeof(vr.actor), "order");
 	snprintf(vr.member, sizeof(vr.member), "%s", o->member);
 	vr.auth.amount = o->amount ? o->amount->minor : 0;

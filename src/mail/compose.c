@@ -576,8 +576,8 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static void
 qp_line(struct obuf *b, const unsigned char *s, size_t n, bool hard)
 {
-	size_t col = 0, w;
-	char tok[3];
+	size_t col = 0, w, o = 0;
+	char tok[3], out[256];       /* staged: one ob_put per 256 bytes */
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
@@ -608,15 +608,23 @@ qp_line(struct obuf *b, const unsigned char *s, size_t n, bool hard)
 			 * line; an escape is never split. */
 			if (pass == 0 && col > 0 &&
 			    col + w > (last ? QP_LINE_MAX : QP_LINE_MAX - 1)) {
-				ob_put(b, "=\r\n", 3);
+				memcpy(out + o, "=\r\n", 3);
+				o += 3;
 				col = 0;
 				continue;
 			}
 			break;
 		}
-		ob_put(b, tok, w);
+		memcpy(out + o, tok, w);
+		o += w;
 		col += w;
+		/* Room for a soft break and an escape: 6 bytes. */
+		if (o > sizeof(out) - 6) {
+			ob_put(b, out, o);
+			o = 0;
+		}
 	}
+	ob_put(b, out, o);
 	if (hard)
 		ob_put(b, "\r\n", 2);
 }

@@ -89,7 +89,36 @@ struct mailer {
 	size_t n_inflight;
 
 	struct mailer_stats stats;
+
+	/*
+	 * Token bytes, drawn from RAND_bytes a block at a time (one call,
+	 * and its fork check, per block rather than per message); each
+	 * token's bytes are wiped from the block as they are taken.
+	 */
+	uint8_t rnd[MAIL_TOKEN_RAW * 64];
+	size_t rnd_left;
+	uint64_t jitter;             /* xorshift64 state: retry jitter */
 };
+
+/* n fresh random bytes for a token; -EIO when the generator fails. */
+static int
+mailer_random(struct mailer *m, uint8_t *out, size_t n)
+{
+	uint8_t *p;
+
+	if (n > sizeof(m->rnd))
+		return -EINVAL;
+	if (m->rnd_left < n) {
+		if (RAND_bytes(m->rnd, sizeof(m->rnd)) != 1)
+			return -EIO;
+		m->rnd_left = sizeof(m->rnd);
+	}
+	p = m->rnd + sizeof(m->rnd) - m->rnd_left;
+	memcpy(out, p, n);
+	OPENSSL_cleanse(p, n);
+	m->rnd_left -= n;
+	return 0;
+}
 
 static void
 token_hash(const uint8_t raw[MAIL_TOKEN_RAW], uint8_t out[ORDER_HASH_SIZE])
@@ -188,8 +217,9 @@ mailer_compose(struct mailer *m, const Order *o,
 	size_t len = 0;
 	int r;
 
-	if (RAND_bytes(f->token, sizeof(f->token)) != 1)
-		return -EIO;
+	r = mailer_random(m, f->token, sizeof(f->token));
+	if (r < 0)
+		return r;
 	mail_token_encode(f->token, token);
 	p = catalog_provider(m->d->catalog, o->provider_id);
 	fmt_amount(o->amount, amount, sizeof(amount));
@@ -346,19 +376,23 @@ mailer_sent_extra(struct store_txn *txn, Order *o, void *arg)
 }
 
 static uint64_t
-mailer_backoff_ms(const struct mailer *m, uint32_t attempts)
+mailer_backoff_ms(struct mailer *m, uint32_t attempts)
 {
 	uint64_t d = (uint64_t)m->cfg->mail_retry_min * 1000;
 	uint64_t max = (uint64_t)m->cfg->mail_retry_max * 1000;
-	uint32_t r = 0;
+	uint64_t x = m->jitter;
+	uint32_t r;
 
 	for (uint32_t i = 1; i < attempts && d < max; i++)
 		d *= 2;
 	if (d > max)
 		d = max;
-	/* Jitter: somewhere in [d/2, d]. */
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)attempts * 2654435761u;
+	/* Jitter, somewhere in [d/2, d]: spreads retries, needs no secrecy. */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	m->jitter = x;
+	r = (uint32_t)(x >> 32);
 	return d / 2 + (d / 2 + 1) * r / UINT32_MAX;
 }
 
@@ -421,6 +455,9 @@ static void
 mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 {
 	struct mailer *m = arg;
+	char first_why[sizeof(msgs->text) + 32] = "";
+	uint64_t first_next_s = 0;
+	size_t deferred = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct inflight *f = &m->inf[i];
@@ -493,10 +530,15 @@ mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 			if (r == 0) {
 				m->stats.deferred++;
 				dueheap_push(&m->heap, next, f->id);
-				log_warn("%016" PRIx64 " confirmation deferred "
+				log_info("%016" PRIx64 " confirmation deferred "
 				    "(attempt %" PRIu32 ", next in %" PRIu64
 				    " s): %s", f->id, f->attempts,
 				    (next - now + 999) / 1000, why);
+				if (deferred++ == 0) {
+					snprintf(first_why, sizeof(first_why),
+					    "%s", why);
+					first_next_s = (next - now + 999) / 1000;
+				}
 			}
 			break;
 		}
@@ -515,6 +557,12 @@ mailer_done(void *arg, struct smtp_msg *msgs, size_t n)
 		free(f->data);
 		f->data = NULL;
 	}
+	/* One warning per batch: a relay that is down is one event, not
+	 * one per queued confirmation (each has its info line). */
+	if (deferred > 0)
+		log_warn("mail: %zu of %zu confirmations deferred (the first "
+		    "retries in %" PRIu64 " s): %s", deferred, n,
+		    first_next_s, first_why);
 	m->n_inflight = 0;
 	mailer_arm(m, 0);
 }
@@ -739,6 +787,9 @@ mailer_open(struct daemon *d, struct mailer **ret)
 	if (!m)
 		return -ENOMEM;
 	m->d = d;
+	if (RAND_bytes((unsigned char *)&m->jitter, sizeof(m->jitter)) != 1)
+		m->jitter = (uint64_t)clock_realtime_ms();
+	m->jitter |= 1;              /* xorshift's state is never 0 */
 	m->cfg = cfg;
 	m->msgs = calloc(cfg->mail_batch_size, sizeof(*m->msgs));
 	m->inf = calloc(cfg->mail_batch_size, sizeof(*m->inf));
@@ -821,6 +872,7 @@ mailer_free(struct mailer *m)
 		    m->cfg->mail_batch_size * sizeof(*m->inf));
 	free(m->inf);
 	free(m->msgs);
+	OPENSSL_cleanse(m->rnd, sizeof(m->rnd));
 	dueheap_free(&m->heap);
 	if (m->timer)
 		event_free(m->timer);

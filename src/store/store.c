@@ -120,6 +120,13 @@ struct store {
 	/* The loop's batch: a write transaction members nest into. */
 	MDB_txn *batch;
 	bool batch_deferred;         /* waiting for the running sync to end */
+	/* Holds (store_batch_hold): taken in generation hold_gen; a batch
+	 * closing with holds open waits for those (hold_closing) alone. */
+	uint32_t hold_gen;
+	unsigned hold_open;
+	unsigned hold_closing;
+	bool holding;                /* the batch waits for hold_closing */
+	struct event *hold_timer;    /* ... at most STORE_HOLD_MAX_US */
 	struct event *batch_ev;      /* commits the batch at the end of a round */
 	unsigned batch_members;
 
@@ -128,6 +135,7 @@ struct store {
 	size_t n_waiters;
 	uint64_t loop_synced;        /* highest seq known durable */
 	uint64_t loop_failed;        /* highest seq whose sync failed */
+	uint64_t loop_wanted;        /* highest seq told to the sync thread */
 	int loop_failed_err;
 	int commit_err;              /* of the last batch that failed */
 
@@ -163,9 +171,13 @@ struct store_txn {
 };
 
 static void store_batch_commit(struct store *s);
+static void store_batch_ready(struct store *s);
 
 /* Writes no reply waits for still reach the disk within this long. */
 #define STORE_LAZY_SYNC_MS 200
+/* How long a batch waits for its holds, at most (a vault round trip
+ * takes tens of microseconds). */
+#define STORE_HOLD_MAX_US 1000
 
 /* 100 us .. 1 s, roughly three steps a decade. */
 const uint64_t store_latency_bounds_ns[STORE_LATENCY_BUCKETS] = {
@@ -370,6 +382,12 @@ store_batch_commit(struct store *s)
 	int r;
 
 	s->batch_deferred = false;
+	if (s->holding) {
+		s->holding = false;
+		s->hold_closing = 0;
+		if (s->hold_timer)
+			evtimer_del(s->hold_timer);
+	}
 	if (!s->batch)
 		return;
 	start_ns = store_now_ns();
@@ -426,16 +444,79 @@ store_commit_error(const struct store *s)
 static void
 store_batch_event(evutil_socket_t fd _unused_, short what _unused_, void *arg)
 {
-	struct store *s = arg;
+	store_batch_ready(arg);
+}
+
+/*
+ * The batch may commit, unless a sync runs (the sync's end calls again)
+ * or members hold it: then it waits for the holds taken so far, and for
+ * those alone (holds taken meanwhile are the next batch's), at most
+ * STORE_HOLD_MAX_US.
+ */
+static void
+store_batch_ready(struct store *s)
+{
+	static const struct timeval cap = { 0, STORE_HOLD_MAX_US };
 	bool syncing;
 
+	if (!s->batch)
+		return;
 	pthread_mutex_lock(&s->sync_lock);
 	syncing = s->syncing;
 	pthread_mutex_unlock(&s->sync_lock);
-	if (syncing)
+	if (syncing) {
 		s->batch_deferred = true;
-	else
-		store_batch_commit(s);
+		return;
+	}
+	if (!s->holding && s->hold_open > 0) {
+		s->hold_closing = s->hold_open;
+		s->hold_open = 0;
+		s->hold_gen++;
+		s->holding = true;
+		evtimer_add(s->hold_timer, &cap);
+	}
+	if (s->holding && s->hold_closing > 0)
+		return;
+	store_batch_commit(s);
+}
+
+static void
+store_hold_timeout(evutil_socket_t fd _unused_, short what _unused_,
+    void *arg)
+{
+	struct store *s = arg;
+
+	s->hold_closing = 0;
+	store_batch_ready(s);
+}
+
+int
+store_batch_hold(struct store *s, uint32_t *ret_gen)
+{
+	if (!s || !ret_gen || !s->batch)
+		return -EINVAL;
+	s->hold_open++;
+	*ret_gen = s->hold_gen;
+	return 0;
+}
+
+void
+store_batch_release(struct store *s, uint32_t gen)
+{
+	if (!s)
+		return;
+	if (gen == s->hold_gen) {
+		if (s->hold_open > 0)
+			s->hold_open--;
+		return;
+	}
+	/* The closing batch's hold; older ones went with a commit. */
+	if (!s->holding || gen != s->hold_gen - 1 || s->hold_closing == 0)
+		return;
+	/* Not here: the releasing member may still be waiting on the
+	 * batch's seq. At the end of this round, like any batch. */
+	if (--s->hold_closing == 0)
+		event_active(s->batch_ev, 0, 0);
 }
 
 /* Run, in order, every queued waiter the loop's view covers. */
@@ -480,9 +561,9 @@ store_sync_event(evutil_socket_t fd, short what _unused_, void *arg)
 	pthread_mutex_unlock(&s->sync_lock);
 
 	store_run_waiters(s);
-	/* A batch held back by that sync goes now. */
+	/* A batch held back by that sync goes now (or once its holds end). */
 	if (s->batch_deferred)
-		store_batch_commit(s);
+		store_batch_ready(s);
 }
 
 static int
@@ -503,6 +584,9 @@ store_start_sync(struct store *s)
 		return -EIO;
 	s->batch_ev = event_new(s->base, -1, 0, store_batch_event, s);
 	if (!s->batch_ev)
+		return -ENOMEM;
+	s->hold_timer = evtimer_new(s->base, store_hold_timeout, s);
+	if (!s->hold_timer)
 		return -ENOMEM;
 
 	/* Signals belong to the loop: the sync thread blocks them all. */
@@ -715,6 +799,9 @@ store_close(struct store *s)
 		event_free(s->ev);
 	if (s->batch_ev)
 		event_free(s->batch_ev);
+	if (s->hold_timer)
+		event_free(s->hold_timer);
+
 	if (s->efd >= 0)
 		close(s->efd);
 	if (s->env)
@@ -1075,12 +1162,20 @@ store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg)
 		TAILQ_INSERT_HEAD(&s->waiters, w, entry);
 	s->n_waiters++;
 
-	/* A reply waits: the sync thread syncs as soon as seq is committed
-	 * (a batch's seq may still be open; its commit wakes the thread). */
+	/*
+	 * A reply waits: the sync thread syncs as soon as seq is committed.
+	 * Told once per seq, not once per waiter (the lock is shared with
+	 * the thread); a batch's seq may still be open, and its commit
+	 * wakes the thread then.
+	 */
+	if (seq <= s->loop_wanted)
+		return 0;
+	s->loop_wanted = seq;
 	pthread_mutex_lock(&s->sync_lock);
 	if (seq > s->wanted)
 		s->wanted = seq;
-	pthread_cond_signal(&s->sync_cond);
+	if (seq <= s->committed)
+		pthread_cond_signal(&s->sync_cond);
 	pthread_mutex_unlock(&s->sync_lock);
 	return 0;
 }

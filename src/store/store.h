@@ -130,6 +130,17 @@ int store_iter_rev(struct store_txn *txn, enum store_db db, store_iter_fn cb,
 typedef void (*store_sync_fn)(void *arg, int err);
 int store_after_sync(struct store *s, uint64_t seq, store_sync_fn cb, void *arg);
 
+/*
+ * Hold the open batch: a member that will write again soon (an order
+ * written RECEIVED, whose vault answer comes next) keeps the batch from
+ * committing until it calls store_batch_release(gen), or for at most a
+ * millisecond, so that one commit and one fsync take both writes. Holds
+ * taken while a batch already waits for its holds are the next batch's.
+ * -EINVAL when no batch is open.
+ */
+int store_batch_hold(struct store *s, uint32_t *ret_gen);
+void store_batch_release(struct store *s, uint32_t gen);
+
 /* The seq covering every write made so far, an open batch included: a
  * reply that waits on it waits for everything the loop has written. */
 uint64_t store_last_seq(const struct store *s);

@@ -155,6 +155,7 @@ struct vault {
 	struct event_base *base;
 	int efd;
 	struct event *ev;
+	struct event *flush_ev;      /* hands the round's requests over */
 	pthread_t thread;
 	bool thread_started;
 	bool locks_init;
@@ -164,7 +165,10 @@ struct vault {
 	struct vault_chunk *chunks;
 	size_t pending;
 	bool dispatching;
+	bool flush_armed;
 	bool closing;
+	/* Requests made in this round of the loop, handed to the thread
+	 * together at its end: one wake-up per round, not per request. */
 	struct vault_slot *loop_head, **loop_tail;
 	bool seen_initialized;       /* as of the last reply (vault_state) */
 	bool seen_sealed;
@@ -2593,6 +2597,30 @@ vault_queue(struct vault *v, struct vault_slot *head, struct vault_slot **tail)
 		pthread_cond_signal(&v->req_cond);
 }
 
+/* Hand the round's requests to the thread. */
+static void
+vault_flush(struct vault *v)
+{
+	struct vault_slot *head = v->loop_head;
+	struct vault_slot **tail = v->loop_tail;
+
+	if (!head)
+		return;
+	v->loop_head = NULL;
+	v->loop_tail = &v->loop_head;
+	vault_queue(v, head, tail);
+}
+
+static void
+vault_flush_event(evutil_socket_t fd _unused_, short what _unused_,
+    void *arg)
+{
+	struct vault *v = arg;
+
+	v->flush_armed = false;
+	vault_flush(v);
+}
+
 /* Run every reply that is ready. */
 static void
 vault_deliver(struct vault *v)
@@ -2616,14 +2644,7 @@ vault_deliver(struct vault *v)
 		vault_slot_put(v, s);
 	}
 	v->dispatching = false;
-	if (v->loop_head) {
-		struct vault_slot *head = v->loop_head;
-		struct vault_slot **tail = v->loop_tail;
-
-		v->loop_head = NULL;
-		v->loop_tail = &v->loop_head;
-		vault_queue(v, head, tail);
-	}
+	vault_flush(v);
 }
 
 static void
@@ -2670,12 +2691,13 @@ vault_submit(struct vault *v, const struct vault_request *req,
 	s->arg = arg;
 	s->next = NULL;
 	v->pending++;
-	if (v->dispatching) {
-		*v->loop_tail = s;
-		v->loop_tail = &s->next;
-		return 0;
+	*v->loop_tail = s;
+	v->loop_tail = &s->next;
+	/* Replies being run flush at their end; otherwise the round's. */
+	if (!v->dispatching && !v->flush_armed) {
+		v->flush_armed = true;
+		event_active(v->flush_ev, 0, 0);
 	}
-	vault_queue(v, s, &s->next);
 	return 0;
 }
 
@@ -2706,6 +2728,8 @@ vault_free(struct vault *v)
 	}
 	if (v->ev)
 		event_free(v->ev);
+	if (v->flush_ev)
+		event_free(v->flush_ev);
 	if (v->efd >= 0)
 		close(v->efd);
 	vault_wipe_keys(v);
@@ -2973,6 +2997,11 @@ vault_open(const struct vault_opts *opts, struct event_base *base,
 		r = -EIO;
 		goto fail;
 	}
+	v->flush_ev = event_new(base, -1, 0, vault_flush_event, v);
+	if (!v->flush_ev) {
+		r = -ENOMEM;
+		goto fail;
+	}
 
 	v->seen_initialized = v->initialized;
 	v->seen_sealed = v->sealed;
@@ -2999,6 +3028,7 @@ vault_close(struct vault *v)
 	if (!v)
 		return NULL;
 	v->closing = true;
+	vault_flush(v);
 	if (v->thread_started) {
 		pthread_mutex_lock(&v->req_lock);
 		v->stop = true;

@@ -299,7 +299,13 @@ def test_out_of_descriptors(make):
     d = make("max_connections = 1000\n").start()
     d.ctl("catalog", "import", SAMPLE_CATALOG)
     pid = d.proc.pid
-    nfd = len(os.listdir("/proc/%d/fd" % pid))
+    # The control connection of the import may not be closed yet on the
+    # daemon's side: count once the count holds still.
+    counts = []
+    while len(counts) < 3 or len(set(counts[-3:])) > 1:
+        counts.append(len(os.listdir("/proc/%d/fd" % pid)))
+        time.sleep(0.1)
+    nfd = counts[-1]
     old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     # The soft limit only: raising a hard one back needs CAP_SYS_RESOURCE.
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (nfd + 4, old[1]))

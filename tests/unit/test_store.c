@@ -825,6 +825,114 @@ test_batch(void **state)
 	event_base_free(base);
 }
 
+/* Put key in a batch member; its seq. */
+static uint64_t
+batch_put(struct store *s, const char *key)
+{
+	struct store_txn *t;
+	uint64_t seq;
+
+	assert_int_equal(store_txn_begin(s, STORE_BATCH, &t), 0);
+	assert_int_equal(store_put(t, STORE_DB_SERVICES, key, strlen(key), "v",
+	    1), 0);
+	assert_int_equal(store_txn_commit(t, &seq), 0);
+	return seq;
+}
+
+/* Run the loop's rounds for about ms milliseconds. */
+static void
+run_for(struct event_base *base, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	assert_int_equal(event_base_loopexit(base, &tv), 0);
+	assert_true(event_base_dispatch(base) >= 0);
+}
+
+/* Run rounds until seq has committed (a sync running may defer it). */
+static void
+wait_committed(struct event_base *base, struct store *s, uint64_t seq)
+{
+	for (int i = 0; i < 5000 && store_committed_seq(s) < seq; i++) {
+		assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+		usleep(1000);
+	}
+	assert_int_equal(store_committed_seq(s), seq);
+}
+
+/* Run rounds until the sync thread has synced every commit: idle, it
+ * defers no batch, so the next round's commit is the holds' to decide. */
+static void
+wait_sync_idle(struct event_base *base, struct store *s)
+{
+	struct store_stats st;
+
+	for (int i = 0; i < 5000; i++) {
+		store_get_stats(s, &st);
+		if (st.synced_txn == store_committed_seq(s))
+			return;
+		assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+		usleep(1000);
+	}
+	fail_msg("the sync thread never caught up");
+}
+
+/* A held batch waits for its holds (and those alone), then commits. */
+static void
+test_batch_hold(void **state)
+{
+	struct event_base *base = event_base_new();
+	uint32_t g1, g2, g3;
+	uint64_t seq, seq2;
+	struct store *s;
+
+	assert_non_null(base);
+	s = open_store(*state, MAP_SIZE_DEFAULT, base);
+	/* No batch, no hold. */
+	assert_int_equal(store_batch_hold(s, &g1), -EINVAL);
+	wait_sync_idle(base, s);
+
+	seq = batch_put(s, "h1");
+	assert_int_equal(store_batch_hold(s, &g1), 0);
+	/* Rounds end; the hold keeps it open (the cap is far away). */
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	assert_int_equal(store_committed_seq(s), seq - 1);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "h1", "v"), -ENOENT);
+	/* A hold taken now is the next batch's: releasing the first is
+	 * enough, and the member's second write joins the same commit. */
+	assert_int_equal(store_batch_hold(s, &g2), 0);
+	assert_int_equal(batch_put(s, "h2"), seq);
+	store_batch_release(s, g1);
+	assert_int_equal(store_committed_seq(s), seq - 1);  /* not inline */
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	assert_int_equal(store_committed_seq(s), seq);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "h1", "v"), 0);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "h2", "v"), 0);
+
+	/* The next batch waits for g2, taken while the first closed. */
+	wait_sync_idle(base, s);
+	seq2 = batch_put(s, "h3");
+	assert_int_equal(seq2, seq + 1);
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	assert_int_equal(store_committed_seq(s), seq);
+	store_batch_release(s, g2);
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+	assert_int_equal(store_committed_seq(s), seq2);
+
+	/* A hold never released holds the batch a millisecond at most. */
+	seq = batch_put(s, "h4");
+	assert_int_equal(store_batch_hold(s, &g3), 0);
+	run_for(base, 50);
+	wait_committed(base, s, seq);
+	assert_int_equal(get_str(s, STORE_DB_SERVICES, "h4", "v"), 0);
+	/* Its late release is harmless. */
+	store_batch_release(s, g3);
+	seq2 = batch_put(s, "h5");
+	wait_committed(base, s, seq2);
+	store_close(s);
+	event_base_free(base);
+}
+
 /* Many commits and one waiter: fewer syncs than commits is allowed. */
 static void
 test_group_commit_burst(void **state)
@@ -972,6 +1080,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_hold, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_burst, setup,
 		    teardown),
