@@ -276,6 +276,12 @@ def test_deferred_then_sent_after_restart(make):
     check(q[0]["order_id"] == oid and q[0]["state"] in ("DEFERRED", "SENDING", "QUEUED"),
           "deferred: %r" % q)
     check(q[0]["last_error"] != "", "last error kept: %r" % q)
+    # One warning per SMTP session, not per confirmation.
+    log = d.log()
+    check("mail: 1 of 1 confirmations deferred" in log and
+          "confirmation deferred (attempt 1" in log,
+          "deferral logged: %r" % [ln for ln in log.splitlines()
+                                  if "deferred" in ln])
     # A restart keeps the job; once the relay is up it goes.
     rc = d.stop()
     check(rc == 0, "stopped: %d" % rc)
