@@ -438,7 +438,9 @@ mailer_fail(struct mailer *m, uint64_t id, const char *why)
 	char cause[ORDER_CAUSE_MAX];
 	int r;
 
-	snprintf(cause, sizeof(cause), "mail: %s", why);
+	/* The history's cause is bounded: the reason is cut to fit. */
+	snprintf(cause, sizeof(cause), "mail: %.*s",
+	    (int)(sizeof(cause) - sizeof("mail: ")), why);
 	r = mailer_move(m, id, ST(CONFIRMATION_FAILED), cause, NULL, NULL);
 	if (r < 0)
 		log_err("%016" PRIx64 " mail: cannot record the failure: %s",

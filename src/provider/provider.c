@@ -870,8 +870,6 @@ prov_on_accept(struct conn *c)
 	TAILQ_INIT(&s->jobs);
 	LIST_INSERT_HEAD(&p->all, s, link);
 	conn_set_data(c, s);
-	log_debug("%016" PRIx64 " provider connection from %s", conn_id(c),
-	    conn_peer_name(c));
 	return 0;
 }
 

@@ -1129,7 +1129,7 @@ cmd_orders(struct ctx *ctx, const struct args_cmd *cmd, int argc,
 	_cleanup_(json_object_putp) json_object *a = NULL;
 	struct args_opt opts[] = { { "limit", NULL } };
 	struct listing l;
-	uint32_t limit = 0, got;
+	uint32_t limit = 0, got = 0;
 	int r;
 
 	r = args_parse(cmd, &(const struct args_spec){ .opts = opts,
