@@ -241,7 +241,9 @@ def test_faults_settle(make):
         # Settle: the confirmer goes on replying until every order moved.
         confirmer2 = Confirmer(d, sink, threading.Event())
         confirmer2.start()
-        deadline = time.time() + 240
+        # Every page is a call of 8 to 10 s on one of two lines, some
+        # busy or dropped and retried: the time grows with the orders.
+        deadline = time.time() + 120 + 10 * ORDERS
         pending = set(acked.values())
         resent = set()
         while pending and time.time() < deadline:
