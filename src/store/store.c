@@ -1039,6 +1039,19 @@ store_del(struct store_txn *txn, enum store_db db, const void *key,
 	return 0;
 }
 
+/* What both iterations check first: 0, or the error to return. */
+static int
+store_iter_check(struct store_txn *txn, enum store_db db, store_iter_fn cb)
+{
+	if (!txn || !cb)
+		return -EINVAL;
+	if (txn->ret != 0)
+		return txn->ret;
+	if (!store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	return 0;
+}
+
 /* Walk db from the cursor position op, then by step, until cb stops it. */
 static int
 store_walk(struct store_txn *txn, enum store_db db, MDB_val *k,
@@ -1085,12 +1098,9 @@ store_iter(struct store_txn *txn, enum store_db db, const void *from,
 	MDB_cursor_op op = MDB_FIRST;
 	int r;
 
-	if (!txn || !cb)
-		return -EINVAL;
-	if (txn->ret != 0)
-		return txn->ret;
-	if (!store_db_valid(db))
-		return store_txn_fail(txn, -EINVAL);
+	r = store_iter_check(txn, db, cb);
+	if (r < 0)
+		return r;
 	if (from && from_len > 0) {
 		r = store_check_key(txn, from, from_len);
 		if (r < 0)
@@ -1107,13 +1117,11 @@ store_iter_rev(struct store_txn *txn, enum store_db db, store_iter_fn cb,
     void *arg)
 {
 	MDB_val k = { 0 };
+	int r;
 
-	if (!txn || !cb)
-		return -EINVAL;
-	if (txn->ret != 0)
-		return txn->ret;
-	if (!store_db_valid(db))
-		return store_txn_fail(txn, -EINVAL);
+	r = store_iter_check(txn, db, cb);
+	if (r < 0)
+		return r;
 	return store_walk(txn, db, &k, MDB_LAST, MDB_PREV, cb, arg);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench-card.h"
 #include "bench/fax-bench.h"
 #include "common/clock.h"
 #include "fax/page.h"
@@ -70,6 +71,7 @@ fax_bench_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fax_page_opts po = { 0 };
+	char number[CARD_NUMBER_MAX + 1];
 	struct fax_card_fields fields = {
 		.broker_name = "twinroute",
 		.broker_ident = "+81 3 5555 0100",
@@ -82,7 +84,7 @@ fax_bench_main(int argc, char **argv)
 		.quantity = 2,
 		.amount = "29000 JPY",
 		.holder = "BENCH TESTER",
-		.number = "4111111111111111",	/* a test number */
+		.number = number,
 		.exp_month = 12,
 		.exp_year = 2030,
 	};
@@ -143,6 +145,7 @@ fax_bench_main(int argc, char **argv)
 		fprintf(stderr, "twinroute-bench: out of memory\n");
 		goto done;
 	}
+	bench_card_number(0, number);
 	n_lines = fax_card_lines(&fields, lines, FAX_CARD_LINES_MAX);
 	if (n_lines < 0) {
 		fprintf(stderr, "twinroute-bench: page text: %s\n",

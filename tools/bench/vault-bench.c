@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 
+#include "bench-card.h"
 #include "vault/card.h"
 #include "vault/envelope.h"
 #include "vault/vault.h"
@@ -165,18 +166,6 @@ member_of(unsigned i, char out[VAULT_MEMBER_MAX + 1])
 	snprintf(out, VAULT_MEMBER_MAX + 1, "B%07u", i);
 }
 
-/* Synthetic visa-range number: test prefix, index, Luhn digit. */
-static void
-number_of(unsigned i, char out[CARD_NUMBER_MAX + 1])
-{
-	snprintf(out, CARD_NUMBER_MAX + 1, "400000%09u0", i);
-	for (char d = '0'; d <= '9'; d++) {
-		out[15] = d;
-		if (card_luhn_ok(out))
-			return;
-	}
-}
-
 static void
 die(const char *what, int err)
 {
@@ -218,7 +207,7 @@ enrol_next(struct bench *b)
 	q.op = VAULT_OP_CARD_SET;
 	snprintf(q.actor, sizeof(q.actor), "vault-bench");
 	member_of(b->enrol_next, q.member);
-	number_of(b->enrol_next, in.number);
+	bench_card_number(b->enrol_next, in.number);
 	in.exp_month = 12;
 	in.exp_year = 2099;
 	snprintf(
