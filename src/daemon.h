@@ -40,6 +40,9 @@ struct daemon {
 	struct providers *providers; /* sessions and dispatch */
 	struct fax_dispatcher *fax; /* the card route: fax jobs, modems */
 	struct metrics *metrics;  /* NULL: no [metrics] listen */
+	struct idem *idem;        /* idempotency keys (client_order.c) */
+	struct event *order_upkeep; /* member index, expired keys: 100 ms */
+	bool order_upkeep_failing;  /* its last round failed (logged) */
 	time_t started;
 	uint64_t requests;        /* client and control requests answered */
 	bool stopping;

@@ -548,6 +548,9 @@ main(int argc, char **argv)
 			log_info("store: orders counted by state (once, for "
 			    "a store made before the counts were kept)");
 	}
+	if (client_order_open(d) < 0)
+		fatalx("store %s: cannot load the order indexes",
+		    cfg.store_path);
 	r = worker_start(d->base, "tr-hasher", &d->hasher);
 	if (r < 0)
 		fatalx("password hashing thread: %s", tr_strerror(r));
@@ -704,6 +707,7 @@ main(int argc, char **argv)
 	ctl_backup_close();
 	d->hasher = worker_stop(d->hasher);
 	d->catalog = catalog_free(d->catalog);
+	client_order_close(d);
 	d->store = store_close(d->store);
 	/* After the store: its last waiters may still hand it jobs. */
 	mailer_free(d->mailer);

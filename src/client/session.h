@@ -67,5 +67,10 @@ void client_order_notify(struct daemon *d, uint64_t seq,
     const Twinroute__Order *o, Twinroute__OrderState from, const char *cause);
 /* After start: ask the vault again about every order left RECEIVED. */
 void client_order_recover(struct daemon *d);
+/* The idempotency index and the member index's catch-up, at start (after
+ * the store opens, before clients); its upkeep timer. 0 or -errno, logged.
+ * Close after the listeners, before the store. */
+int client_order_open(struct daemon *d);
+void client_order_close(struct daemon *d);
 
 #endif

@@ -177,7 +177,11 @@ ctl_order_list(struct conn *c, const CtlRequest *req)
 	ring.limit = f && f->limit ? MIN(f->limit, ORDER_LIST_MAX) :
 	    ORDER_LIST_DEFAULT;
 	ring.v = calloc(ring.limit, sizeof(*ring.v));
-	r = ring.v ? store_txn_begin(d->store, STORE_RDONLY, &txn) : -ENOMEM;
+	r = ring.v ? 0 : -ENOMEM;
+	if (r == 0 && by_member)
+		r = order_member_index_update(d->store, NULL);
+	if (r == 0)
+		r = store_txn_begin(d->store, STORE_RDONLY, &txn);
 	if (r == 0) {
 		ring.in_state = order_list_in_state(txn, f);
 		if (by_member)

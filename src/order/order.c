@@ -109,26 +109,42 @@ order_member_key(const char *member, uint64_t id, uint8_t *key)
 
 /* ---- orders in the store ---------------------------------------------- */
 
-int
-order_next_id(struct store_txn *txn, uint64_t *ret_id)
+/* A uint64 kept in META as 8 bytes big-endian: -ENOENT when missing. */
+static int
+meta_u64_get(struct store_txn *txn, const char *key, uint64_t *ret_v)
 {
 	const void *val;
 	size_t len;
-	uint64_t id = 1;
-	uint8_t buf[8];
 	int r;
 
-	r = store_get(txn, STORE_DB_META, order_next_id_key,
-	    sizeof(order_next_id_key) - 1, &val, &len);
-	if (r == 0 && len == 8)
-		id = be64_get(val);
-	else if (r == 0)
+	r = store_get(txn, STORE_DB_META, key, strlen(key), &val, &len);
+	if (r == 0 && len != 8)
 		return -EIO;
-	else if (r != -ENOENT)
+	if (r == 0)
+		*ret_v = be64_get(val);
+	return r;
+}
+
+static int
+meta_u64_put(struct store_txn *txn, const char *key, uint64_t v)
+{
+	uint8_t buf[8];
+
+	be64_put(buf, v);
+	return store_put(txn, STORE_DB_META, key, strlen(key), buf,
+	    sizeof(buf));
+}
+
+int
+order_next_id(struct store_txn *txn, uint64_t *ret_id)
+{
+	uint64_t id = 1;
+	int r;
+
+	r = meta_u64_get(txn, order_next_id_key, &id);
+	if (r < 0 && r != -ENOENT)
 		return r;
-	be64_put(buf, id + 1);
-	r = store_put(txn, STORE_DB_META, order_next_id_key,
-	    sizeof(order_next_id_key) - 1, buf, sizeof(buf));
+	r = meta_u64_put(txn, order_next_id_key, id + 1);
 	if (r < 0)
 		return r;
 	*ret_id = id;
@@ -159,9 +175,8 @@ int
 order_put(struct store_txn *txn, const Order *o)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
-	uint8_t key[8], mkey[MEMBER_KEY_MAX];
-	size_t len, mlen;
-	int r;
+	uint8_t key[8];
+	size_t len;
 
 	len = twinroute__order__get_packed_size(o);
 	buf = malloc(len ? len : 1);
@@ -169,11 +184,113 @@ order_put(struct store_txn *txn, const Order *o)
 		return -ENOMEM;
 	twinroute__order__pack(o, buf);
 	be64_put(key, o->id);
-	r = store_put(txn, STORE_DB_ORDERS, key, sizeof(key), buf, len);
+	return store_put(txn, STORE_DB_ORDERS, key, sizeof(key), buf, len);
+}
+
+/* ---- the member index, kept behind the orders ---------------------------- */
+
+static const char order_indexed_key[] = "member_index_through";
+
+#define INDEX_CHUNK 1024
+
+struct index_chunk {
+	uint64_t from;              /* the first id to read */
+	size_t max, n;              /* what to take; what was taken */
+	uint64_t last;              /* the last id read */
+	uint8_t (*keys)[MEMBER_KEY_MAX];
+	uint8_t *lens;
+};
+
+static int
+index_one(const void *key, size_t key_len, const void *val, size_t val_len,
+    void *arg)
+{
+	struct index_chunk *ch = arg;
+	Order *o;
+
+	if (ch->n == ch->max)
+		return 1;
+	if (key_len != 8)
+		return -TR_EBADMSG;
+	o = twinroute__order__unpack(NULL, val_len, val);
+	if (o == NULL)
+		return -TR_EBADMSG;
+	ch->last = be64_get(key);
+	ch->lens[ch->n] = (uint8_t)order_member_key(o->member, ch->last,
+	    ch->keys[ch->n]);
+	ch->n++;
+	twinroute__order__free_unpacked(o, NULL);
+	return 0;
+}
+
+int
+order_indexed_set(struct store_txn *txn, uint64_t id)
+{
+	return meta_u64_put(txn, order_indexed_key, id);
+}
+
+int
+order_member_index_update(struct store *s, size_t *ret_n)
+{
+	struct store_txn *txn;
+	size_t n = 0;
+	int r;
+
+	r = store_txn_begin(s, 0, &txn);
 	if (r < 0)
 		return r;
-	mlen = order_member_key(o->member, o->id, mkey);
-	return store_put(txn, STORE_DB_ORDERS_BY_MEMBER, mkey, mlen, "", 0);
+	r = order_member_index_catch_up(txn, &n);
+	if (r < 0 || n == 0)
+		store_txn_abort(txn);
+	else
+		r = store_txn_commit(txn, NULL);
+	if (r == 0 && ret_n)
+		*ret_n = n;
+	return r;
+}
+
+int
+order_member_index_catch_up(struct store_txn *txn, size_t *ret_n)
+{
+	struct index_chunk ch = { .max = INDEX_CHUNK };
+	uint64_t through = 0;
+	size_t total = 0;
+	uint8_t from[8];
+	int r;
+
+	if (ret_n)
+		*ret_n = 0;
+	/* No mark: a new store, or one of schema 1, which indexed each
+	 * order as it wrote it; indexing those again changes nothing. */
+	r = meta_u64_get(txn, order_indexed_key, &through);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = 0;
+	ch.keys = malloc(INDEX_CHUNK * sizeof(*ch.keys));
+	ch.lens = malloc(INDEX_CHUNK);
+	if (ch.keys == NULL || ch.lens == NULL)
+		r = -ENOMEM;
+	do {
+		ch.n = 0;
+		ch.last = through;
+		be64_put(from, through + 1);
+		if (r == 0)
+			r = store_iter(txn, STORE_DB_ORDERS, from, sizeof(from),
+			    index_one, &ch);
+		/* Puts after the walk: no write under its cursor. */
+		for (size_t i = 0; r == 0 && i < ch.n; i++)
+			r = store_put(txn, STORE_DB_ORDERS_BY_MEMBER,
+			    ch.keys[i], ch.lens[i], "", 0);
+		total += ch.n;
+		through = ch.last;
+	} while (r == 0 && ch.n == ch.max);
+	free(ch.keys);
+	free(ch.lens);
+	if (r == 0 && total > 0)
+		r = order_indexed_set(txn, through);
+	if (r == 0 && ret_n)
+		*ret_n = total;
+	return r;
 }
 
 int
@@ -1024,70 +1141,6 @@ order_request_hash(const char *service_id, uint32_t quantity, const char *note,
 	hash_field(ctx, q, sizeof(q));
 	hash_field(ctx, note, strlen(note));
 	EVP_DigestFinal_ex(ctx, ret_hash, &len);
-}
-
-#define IDEM_KEY_MAX (ORDER_MEMBER_MAX + 1 + ORDER_IDEM_KEY_MAX)
-
-static size_t
-order_idem_key(const char *member, const char *key, uint8_t *out)
-{
-	size_t ml = strnlen(member, ORDER_MEMBER_MAX);
-	size_t kl = strnlen(key, ORDER_IDEM_KEY_MAX);
-
-	memcpy(out, member, ml);
-	out[ml] = '\0';
-	memcpy(out + ml + 1, key, kl);
-	return ml + 1 + kl;
-}
-
-int
-order_idem_get(struct store_txn *txn, const char *member, const char *key,
-    uint64_t now, uint32_t ttl, uint64_t *ret_order_id,
-    uint8_t ret_hash[ORDER_HASH_SIZE])
-{
-	Twinroute__Store__IdempotencyRecord *rec;
-	uint8_t k[IDEM_KEY_MAX];
-	const void *val;
-	size_t klen, len;
-	int r;
-
-	klen = order_idem_key(member, key, k);
-	r = store_get(txn, STORE_DB_IDEMPOTENCY, k, klen, &val, &len);
-	if (r < 0)
-		return r;
-	rec = twinroute__store__idempotency_record__unpack(NULL, len, val);
-	if (rec == NULL)
-		return -TR_EBADMSG;
-	if (rec->created_unix + ttl <= now ||
-	    rec->request_hash.len != ORDER_HASH_SIZE) {
-		r = -ENOENT;
-	} else {
-		*ret_order_id = rec->order_id;
-		memcpy(ret_hash, rec->request_hash.data, ORDER_HASH_SIZE);
-	}
-	twinroute__store__idempotency_record__free_unpacked(rec, NULL);
-	return r;
-}
-
-int
-order_idem_put(struct store_txn *txn, const char *member, const char *key,
-    uint64_t order_id, const uint8_t hash[ORDER_HASH_SIZE], uint64_t now)
-{
-	Twinroute__Store__IdempotencyRecord rec =
-	    TWINROUTE__STORE__IDEMPOTENCY_RECORD__INIT;
-	uint8_t k[IDEM_KEY_MAX], buf[128];
-	size_t klen, len;
-
-	rec.order_id = order_id;
-	rec.request_hash.data = unconst(hash);
-	rec.request_hash.len = ORDER_HASH_SIZE;
-	rec.created_unix = now;
-	len = twinroute__store__idempotency_record__get_packed_size(&rec);
-	if (len > sizeof(buf))
-		return -EINVAL;
-	twinroute__store__idempotency_record__pack(&rec, buf);
-	klen = order_idem_key(member, key, k);
-	return store_put(txn, STORE_DB_IDEMPOTENCY, k, klen, buf, len);
 }
 
 /* ---- input checks ------------------------------------------------------ */

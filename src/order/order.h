@@ -36,7 +36,8 @@ bool order_state_terminal(order_state s);
  * Every change of an order's state goes through here. Checks the table
  * (-ORDER_EFORBIDDEN, and nothing changes), then appends {to, now_ms,
  * cause} to o's history, sets state and updated_unix_ms (created_unix_ms
- * too when creating), writes the order and its member index, and writes
+ * too when creating), writes the order (its member index follows: see
+ * order_member_index_catch_up), and writes
  * in the same txn the outbox entries of the new state: entering
  * AUTHORIZED queues a MailJob (key: the order id); leaving AUTHORIZED or
  * AWAITING_CONFIRMATION removes a mail job still queued, and leaving
@@ -126,7 +127,7 @@ int order_confirmation_drop(struct store_txn *txn, uint64_t id);
 int order_next_id(struct store_txn *txn, uint64_t *ret_id);
 /* Read an order; free with twinroute__order__free_unpacked. -ENOENT. */
 int order_get(struct store_txn *txn, uint64_t id, Order **ret_order);
-/* Write an order and its member index entry (order_enter_state does). */
+/* Write an order (order_enter_state does). */
 int order_put(struct store_txn *txn, const Order *o);
 /* A deep copy owned the protobuf-c way. -ENOMEM. */
 int order_dup(const Order *o, Order **ret_order);
@@ -143,8 +144,27 @@ int order_iter(struct store_txn *txn, order_iter_fn cb, void *arg);
 /* The same, newest first: a caller that wants the last few stops early. */
 int order_iter_newest(struct store_txn *txn, order_iter_fn cb, void *arg);
 /*
+ * orders_by_member is written behind the orders, not with them: a member
+ * index entry is a write to one of many places in the file, and with each
+ * order in its own batch that page was rewritten for every order. META's
+ * member_index_through says up to which id the index is complete;
+ * order_member_index_catch_up indexes the orders after it, oldest first,
+ * in txn, and moves it. The daemon runs it at start, every 100 ms, and
+ * before each listing by member, in the listing's transaction or before
+ * it. Without the mark (a new store, or one of schema 1) it indexes
+ * every order. *ret_n (may be NULL): orders indexed.
+ */
+int order_member_index_catch_up(struct store_txn *txn, size_t *ret_n);
+/* The same in a write transaction of its own, which commits the loop's
+ * open batch first: a read transaction begun after it returns sees every
+ * order of the member in the index. */
+int order_member_index_update(struct store *s, size_t *ret_n);
+/* Set the mark: the index holds every order up to id. */
+int order_indexed_set(struct store_txn *txn, uint64_t id);
+/*
  * The member's order ids, newest first, starting below before_id (0: from
  * the newest). Fills up to max ids; *ret_more says whether more follow.
+ * What the index holds: catch it up first.
  */
 int order_list_member(struct store_txn *txn, const char *member,
     uint64_t before_id, uint64_t *ids, size_t max, size_t *ret_n,
@@ -153,17 +173,6 @@ int order_list_member(struct store_txn *txn, const char *member,
 /* SHA-256 over the parameters an idempotency key stands for. */
 void order_request_hash(const char *service_id, uint32_t quantity,
     const char *note, uint8_t ret_hash[ORDER_HASH_SIZE]);
-/*
- * The order a member's idempotency key maps to, if the key was stored
- * less than ttl seconds before now: -ENOENT when absent or expired.
- */
-int order_idem_get(struct store_txn *txn, const char *member, const char *key,
-    uint64_t now, uint32_t ttl, uint64_t *ret_order_id,
-    uint8_t ret_hash[ORDER_HASH_SIZE]);
-/* Store (or overwrite an expired) key -> order id with its hash. */
-int order_idem_put(struct store_txn *txn, const char *member, const char *key,
-    uint64_t order_id, const uint8_t hash[ORDER_HASH_SIZE], uint64_t now);
-
 /* Checks of client input. 0 or -EINVAL. */
 int order_check_note(const char *note);
 int order_check_idem_key(const char *key);

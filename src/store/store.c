@@ -93,6 +93,7 @@ static const char *const store_db_names[STORE_DB__COUNT] = {
 	[STORE_DB_OUTBOX_FAX] = "outbox_fax",
 	[STORE_DB_PROVIDER_AUTH] = "provider_auth",
 	[STORE_DB_ORDERS_RECEIVED] = "orders_received",
+	[STORE_DB_IDEMPOTENCY_LOG] = "idempotency_log",
 };
 
 struct store_waiter {
@@ -636,7 +637,26 @@ store_meta_check(struct store *s, MDB_txn *txn)
 	meta = twinroute__store__meta__unpack(NULL, val.mv_size, val.mv_data);
 	if (!meta)
 		return -TR_ESCHEMA;
-	rc = meta->schema_version == STORE_SCHEMA_VERSION ? 0 : -TR_ESCHEMA;
+	if (meta->schema_version == STORE_SCHEMA_VERSION) {
+		rc = 0;
+	} else if (meta->schema_version == 1) {
+		/* The upgrade: the version here, the records at the start of
+		 * the daemon (STORE_SCHEMA_VERSION). */
+		uint8_t buf[STORE_META_BUF_MAX];
+		size_t len;
+
+		meta->schema_version = STORE_SCHEMA_VERSION;
+		len = twinroute__store__meta__get_packed_size(meta);
+		rc = len > sizeof(buf) ? -EOVERFLOW : 0;
+		if (rc == 0) {
+			val.mv_size = twinroute__store__meta__pack(meta, buf);
+			val.mv_data = buf;
+			rc = store_mdb_errno(mdb_put(txn,
+			    s->dbi[STORE_DB_META], &key, &val, 0));
+		}
+	} else {
+		rc = -TR_ESCHEMA;
+	}
 	twinroute__store__meta__free_unpacked(meta, NULL);
 	return rc;
 }
@@ -1220,6 +1240,21 @@ store_get_latency(const struct store *s, struct store_latency *ret_commit,
 {
 	store_hist_get(&s->commit_hist, ret_commit);
 	store_hist_get(&s->fsync_hist, ret_fsync);
+}
+
+int
+store_drop(struct store_txn *txn, enum store_db db)
+{
+	int r;
+
+	if (!txn)
+		return -EINVAL;
+	if (txn->ret != 0)
+		return txn->ret;
+	if (txn->rdonly || !store_db_valid(db))
+		return store_txn_fail(txn, -EINVAL);
+	r = store_mdb_errno(mdb_drop(txn->txn, txn->s->dbi[db], 0));
+	return r < 0 ? store_txn_fail(txn, r) : 0;
 }
 
 int

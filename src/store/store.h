@@ -9,7 +9,13 @@
 
 #include <event2/event.h>
 
-#define STORE_SCHEMA_VERSION 1
+/*
+ * 2: idempotency keys moved to idempotency_log (src/order/idem.c) and
+ * orders_by_member kept behind the orders (order_member_index_catch_up).
+ * store_open upgrades a schema 1 store's version; the daemon's start
+ * moves its records (both steps are safe to repeat).
+ */
+#define STORE_SCHEMA_VERSION 2
 
 /* Named databases in the broker environment. */
 enum store_db {
@@ -21,7 +27,7 @@ enum store_db {
 	STORE_DB_LOGIN,                /* key: member number; LoginState */
 	STORE_DB_ORDERS,               /* key: order id, 8 bytes big-endian; Order */
 	STORE_DB_ORDERS_BY_MEMBER,     /* key: member "\0" id (8 bytes BE); empty */
-	STORE_DB_IDEMPOTENCY,          /* key: member "\0" idempotency key */
+	STORE_DB_IDEMPOTENCY,          /* schema 1's; empty from schema 2 */
 	STORE_DB_OUTBOX_MAIL,          /* key: order id (8 bytes BE); MailJob */
 	STORE_DB_CONFIRMATIONS,        /* key: order id; Confirmation */
 	STORE_DB_TOKENS,               /* key: SHA-256 of a token; TokenRecord */
@@ -30,6 +36,7 @@ enum store_db {
 	STORE_DB_OUTBOX_FAX,           /* key: order id; DispatchJob */
 	STORE_DB_PROVIDER_AUTH,        /* key: provider id; ProviderAuth */
 	STORE_DB_ORDERS_RECEIVED,      /* key: order id; empty: RECEIVED ones */
+	STORE_DB_IDEMPOTENCY_LOG,      /* key: order id, key's SipHash */
 	STORE_DB__COUNT,
 };
 
@@ -108,6 +115,8 @@ int store_put_new(struct store_txn *txn, enum store_db db, const void *key,
     size_t key_len, const void *val, size_t val_len);
 int store_del(struct store_txn *txn, enum store_db db, const void *key,
     size_t key_len);
+/* Delete every record of db. */
+int store_drop(struct store_txn *txn, enum store_db db);
 
 /*
  * Visit every record of db in key order, starting at the first key >=

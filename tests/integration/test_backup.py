@@ -279,9 +279,9 @@ def encode(fields):
     return out
 
 
-def set_meta(env, key, field, value):
-    """Rewrite one varint field of the protobuf at `key` in env's "meta"
-    database with LMDB's own tools (the daemon is stopped)."""
+def read_meta(env, key):
+    """The dump's header and the decoded protobuf at `key` in env's "meta"
+    database, read with LMDB's own tools (the daemon is stopped)."""
     r = subprocess.run(["mdb_dump", "-s", "meta", env], capture_output=True,
                        text=True)
     check(r.returncode == 0, "mdb_dump: %s" % r.stderr)
@@ -291,7 +291,14 @@ def set_meta(env, key, field, value):
     pairs = dict(zip(lines[0::2], lines[1::2]))
     k = key.encode().hex()
     check(k in pairs, "%s has %s: %r" % (env, key, list(pairs)))
-    fields = decode(bytes.fromhex(pairs[k]))
+    return head, decode(bytes.fromhex(pairs[k]))
+
+
+def set_meta(env, key, field, value):
+    """Rewrite one varint field of the protobuf at `key` in env's "meta"
+    database."""
+    head, fields = read_meta(env, key)
+    k = key.encode().hex()
     fields[field] = [value]
     dump = "%sHEADER=END\n %s\n %s\nDATA=END\n" % (head, k,
                                                    encode(fields).hex())
@@ -320,10 +327,11 @@ def test_newer_schema_refused(make):
 
     set_meta(broker, "schema_version", 1, 99)
     err = start_refused(d)
-    want = ("store %s has schema 99, this twinrouted knows 1: upgrade "
+    want = ("store %s has schema 99, this twinrouted knows 2: upgrade "
             "twinrouted" % broker)
     check(want in err, "store message: %r" % err)
 
+    # An older store is upgraded (1 to 2: src/store/store.h).
     set_meta(broker, "schema_version", 1, 1)
     set_meta(vault, "vault", 11, 7)
     err = start_refused(d)
@@ -334,6 +342,9 @@ def test_newer_schema_refused(make):
     set_meta(vault, "vault", 11, 1)
     d.start()
     check(not d.ctl("vault", "status")["sealed"], "back to schema 1: starts")
+    check(d.stop() == 0, "clean stop")
+    version = read_meta(broker, "schema_version")[1][1]
+    check(version == [2], "the store was upgraded to schema 2: %r" % version)
 
 
 if __name__ == "__main__":

@@ -322,6 +322,15 @@ def test_crash_safety(make):
                   "acknowledged %s -> %d exactly once: %r" % (key, oid, got))
     for k, v in by_key.items():
         check(len(v) == 1, "key %r maps to %d orders" % (k, len(v)))
+    # The member index (written behind the orders, caught up at each
+    # start) holds each member's orders, every one, newest first.
+    for m in members:
+        want = sorted((o["id"] for o in orders if o["member"] == m),
+                      reverse=True)
+        got = [o["id"] for o in d.ctl("order", "list", "--member", m,
+                                      "--limit", "100000")]
+        check(got == want, "member %s: the index lists %d orders of %d" % (
+            m, len(got), len(want)))
     states = {o["state"] for o in orders}
     check(states <= {"AUTHORIZED", "DECLINED"}, "settled states: %r" % states)
     authorized = {o["id"] for o in orders if o["state"] == "AUTHORIZED"}

@@ -487,14 +487,11 @@ test_fax_track(void **state)
 }
 
 static void
-test_idempotency(void **state)
+test_request_hash(void **state)
 {
-	struct fixture *f = *state;
-	uint8_t h1[ORDER_HASH_SIZE], h2[ORDER_HASH_SIZE], h3[ORDER_HASH_SIZE],
-	    got[ORDER_HASH_SIZE];
-	struct store_txn *txn;
-	uint64_t id = 0;
+	uint8_t h1[ORDER_HASH_SIZE], h2[ORDER_HASH_SIZE], h3[ORDER_HASH_SIZE];
 
+	(void)state;
 	order_request_hash("svc-1", 2, "note", h1);
 	order_request_hash("svc-1", 2, "note", h2);
 	assert_memory_equal(h1, h2, sizeof(h1));
@@ -507,35 +504,6 @@ test_idempotency(void **state)
 	order_request_hash("svc-1", 2, "a", h3);
 	assert_memory_not_equal(h2, h3, sizeof(h2));
 
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
-	assert_int_equal(order_idem_get(txn, "100001", "k1", 1000, 3600, &id,
-	    got), -ENOENT);
-	assert_int_equal(order_idem_put(txn, "100001", "k1", 7, h1, 1000), 0);
-	assert_int_equal(store_txn_commit(txn, NULL), 0);
-
-	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
-	assert_int_equal(order_idem_get(txn, "100001", "k1", 4599, 3600, &id,
-	    got), 0);
-	assert_int_equal(id, 7);
-	assert_memory_equal(got, h1, sizeof(h1));
-	/* Scoped to the member. */
-	assert_int_equal(order_idem_get(txn, "100002", "k1", 1000, 3600, &id,
-	    got), -ENOENT);
-	/* Expired: treated as absent. */
-	assert_int_equal(order_idem_get(txn, "100001", "k1", 4600, 3600, &id,
-	    got), -ENOENT);
-	store_txn_abort(txn);
-
-	/* An expired key is overwritten. */
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
-	assert_int_equal(order_idem_put(txn, "100001", "k1", 9, h3, 5000), 0);
-	assert_int_equal(store_txn_commit(txn, NULL), 0);
-	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
-	assert_int_equal(order_idem_get(txn, "100001", "k1", 5000, 3600, &id,
-	    got), 0);
-	assert_int_equal(id, 9);
-	assert_memory_equal(got, h3, sizeof(h3));
-	store_txn_abort(txn);
 }
 
 static void
@@ -558,6 +526,17 @@ test_ids_and_listing(void **state)
 	d = make_order(f->s, "100001");
 	e = make_order(f->s, "1000010");  /* a longer number, same prefix */
 	assert_true(d > c && e > d);
+
+	/* The index trails the orders until it catches up. */
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_list_member(txn, "100001", 0, ids, 8, &n, &more),
+	    0);
+	assert_int_equal(n, 0);
+	store_txn_abort(txn);
+	assert_int_equal(order_member_index_update(f->s, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(order_member_index_update(f->s, &n), 0);
+	assert_int_equal(n, 0);
 
 	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
 	assert_int_equal(order_list_member(txn, "100001", 0, ids, 8, &n, &more),
@@ -585,6 +564,62 @@ test_ids_and_listing(void **state)
 	    0);
 	assert_int_equal(n, 0);
 	store_txn_abort(txn);
+
+	/* More than one chunk of the catch-up (1024 orders) at once; the
+	 * next catches up only what came after. */
+	for (int i = 0; i < 2500; i++)
+		make_order(f->s, i % 2 ? "200001" : "200002");
+	assert_int_equal(order_member_index_update(f->s, &n), 0);
+	assert_int_equal(n, 2500);
+	c = make_order(f->s, "200001");
+	assert_int_equal(order_member_index_update(f->s, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_list_member(txn, "200001", 0, ids, 8, &n, &more),
+	    0);
+	assert_int_equal(n, 8);
+	assert_true(more);
+	assert_int_equal(ids[0], c);
+	assert_int_equal(ids[1], c - 1);
+	assert_int_equal(store_db_entries(txn, STORE_DB_ORDERS_BY_MEMBER,
+	    &a), 0);
+	assert_int_equal(a, 5 + 2500 + 1);
+	store_txn_abort(txn);
+}
+
+/* A store without the mark (new, or of schema 1, which wrote the index
+ * with each order) indexes every order; what was indexed stays once. */
+static void
+test_index_mark_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct store_txn *txn;
+	uint64_t a, ids[4], entries = 0;
+	size_t n = 0;
+	bool more = true;
+
+	a = make_order(f->s, "100001");
+	make_order(f->s, "100001");
+	assert_int_equal(order_member_index_update(f->s, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_del(txn, STORE_DB_META, "member_index_through",
+	    20), 0);
+	assert_int_equal(order_member_index_catch_up(txn, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_db_entries(txn, STORE_DB_ORDERS_BY_MEMBER,
+	    &entries), 0);
+	assert_int_equal(entries, 2);
+	/* With the mark at the first order, only the second is read. */
+	assert_int_equal(order_indexed_set(txn, a), 0);
+	assert_int_equal(order_member_index_catch_up(txn, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(order_list_member(txn, "100001", 0, ids, 4, &n,
+	    &more), 0);
+	assert_int_equal(n, 2);
+	assert_false(more);
+	assert_int_equal(ids[1], a);
+	assert_int_equal(store_txn_commit(txn, NULL), 0);
 }
 
 /* ---- counts by state ------------------------------------------------- */
@@ -969,9 +1004,11 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fax_track, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_idempotency, setup,
+		cmocka_unit_test_setup_teardown(test_request_hash, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ids_and_listing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_index_mark_missing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_received_index, setup,

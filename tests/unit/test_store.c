@@ -393,6 +393,23 @@ test_schema_mismatch(void **state)
 	assert_int_equal(store_open(&opts, NULL, &s2), -TR_ESCHEMA);
 	assert_null(s2);
 
+	/* Version 0 is no version; version 1 is upgraded in place. */
+	meta.schema_version = 0;
+	len = twinroute__store__meta__pack(&meta, buf);
+	raw_put_meta(f->path, buf, len);
+	assert_int_equal(store_open(&opts, NULL, &s2), -TR_ESCHEMA);
+	meta.schema_version = 1;
+	len = twinroute__store__meta__pack(&meta, buf);
+	raw_put_meta(f->path, buf, len);
+	s2 = open_store(f, MAP_SIZE_DEFAULT, NULL);
+	store_close(s2);
+	{
+		uint32_t v = 0;
+
+		assert_int_equal(store_schema_read(f->path, &v), 0);
+		assert_int_equal(v, STORE_SCHEMA_VERSION);
+	}
+
 	/* The current version, written raw, opens again. */
 	meta.schema_version = STORE_SCHEMA_VERSION;
 	len = twinroute__store__meta__pack(&meta, buf);

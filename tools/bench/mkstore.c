@@ -53,6 +53,7 @@
 #include "common/macro.h"
 #include "mail/reply.h"
 #include "member/member.h"
+#include "order/idem.h"
 #include "order/order.h"
 #include "store/store.h"
 
@@ -66,6 +67,7 @@
 #define MK_MEMBER_FIRST 2000000u      /* member numbers 2000000, ... */
 #define MK_TXN_DEFAULT 2000u          /* orders per write transaction */
 #define MK_DAYS_DEFAULT 365u
+#define MK_IDEM_TTL_DEFAULT 86400u  /* [orders] idempotency_ttl's default */
 #define MK_CATALOG_MAX (1u << 20)     /* bytes of the catalog file */
 #define MK_ITEMS_MAX 20000u
 #define MK_TOKEN_LIFETIME_MS (24u * 3600 * 1000)
@@ -118,11 +120,13 @@ static const struct {
 struct mk {
 	const char *dir, *catalog_path, *password_file;
 	unsigned orders, members, received, txn_orders, days;
+	uint32_t idem_ttl;          /* 0: keep every idempotency key */
 	uint64_t seed, map_size;
 	bool json;
 
 	struct store *store;
 	struct catalog *cat;
+	struct idem *idem;
 	const Twinroute__Service **svc;  /* visible services */
 	size_t n_svc;
 	char hash[MEMBER_HASH_MAX];
@@ -587,7 +591,6 @@ mk_order(struct mk *m, struct store_txn *txn, enum fate fate, uint64_t t)
 	Twinroute__Money total = TWINROUTE__MONEY__INIT;
 	const Twinroute__Service *svc = m->svc[mk_below(m, m->n_svc)];
 	char member[MEMBER_NUMBER_MAX + 1], idem[32];
-	uint8_t hash[ORDER_HASH_SIZE];
 	Order *o;
 	int r;
 
@@ -613,10 +616,8 @@ mk_order(struct mk *m, struct store_txn *txn, enum fate fate, uint64_t t)
 	if (r < 0)
 		return r;
 	r = order_enter_state(txn, o, ST(RECEIVED), "member: order", t);
-	if (r == 0) {
-		order_request_hash(o->service_id, o->quantity, o->note, hash);
-		r = order_idem_put(txn, member, idem, o->id, hash, t / 1000);
-	}
+	if (r == 0)
+		r = idem_put(m->idem, txn, member, idem, o->id, t / 1000);
 	if (r == 0)
 		r = mk_walk(m, txn, o, fate, t);
 	twinroute__order__free_unpacked(o, NULL);
@@ -706,7 +707,12 @@ mk_orders(struct mk *m)
 		r = mk_order(m, txn, fate, t);
 		if (r == 0 && ((i + 1) % m->txn_orders == 0 ||
 		    i + 1 == m->orders)) {
-			r = store_txn_commit(txn, NULL);
+			/* The member index, as the daemon keeps it. */
+			r = order_member_index_catch_up(txn, NULL);
+			if (r == 0)
+				r = store_txn_commit(txn, NULL);
+			else
+				store_txn_abort(txn);
 			txn = NULL;
 			if (!m->json && isatty(STDERR_FILENO))
 				fprintf(stderr, "\rmkstore: %" PRIu64 " orders",
@@ -805,6 +811,30 @@ mk_summary(struct mk *m, double secs)
 	return 0;
 }
 
+/* Expire the idempotency keys the daemon's upkeep would have: with a
+ * year of orders, the log keeps only the last day's. */
+static int
+mk_idem_expire(struct mk *m)
+{
+	const size_t chunk = 65536;
+	struct store_txn *txn;
+	size_t n = chunk;
+	int r = 0;
+
+	while (r == 0 && m->idem_ttl > 0 && n == chunk) {
+		r = store_txn_begin(m->store, 0, &txn);
+		if (r < 0)
+			break;
+		r = idem_sweep(m->idem, txn, m->now / 1000, m->idem_ttl, chunk,
+		    &n);
+		if (r == 0)
+			r = store_txn_commit(txn, NULL);
+		else
+			store_txn_abort(txn);
+	}
+	return r;
+}
+
 /* ---- main --------------------------------------------------------- */
 
 static void
@@ -812,8 +842,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: mkstore [-n ORDERS] [-m MEMBERS] [-c CATALOG] [-p FILE]\n"
-	    "           [--received N] [--days D] [--txn N] [--seed N]\n"
-	    "           [--map-size BYTES] [--json] DIR\n"
+	    "           [--received N] [--days D] [--idem-ttl SECS] [--txn N]\n"
+	    "           [--seed N] [--map-size BYTES] [--json] DIR\n"
 	    "\n"
 	    "Writes a new broker store in DIR (the daemon's [store] path,\n"
 	    "STATE_DIR/broker by default) with a catalog, members and orders\n"
@@ -831,6 +861,10 @@ usage(FILE *f)
 	    "                       before the vault answered)\n"
 	    "      --days D         the orders span D days, at least 5\n"
 	    "                       (default %u)\n"
+	    "      --idem-ttl SECS  idempotency keys older than this are\n"
+	    "                       expired, as the daemon would have done\n"
+	    "                       (default 86400, [orders] idempotency_ttl's\n"
+	    "                       default; 0 keeps every key)\n"
 	    "      --txn N          orders per write transaction (default %u)\n"
 	    "      --seed N         for the mix and the members (default 1)\n"
 	    "      --map-size BYTES LMDB map size (default 8 GiB)\n"
@@ -881,7 +915,8 @@ mk_num(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 int
 main(int argc, char **argv)
 {
-	enum { O_RECEIVED = 256, O_DAYS, O_TXN, O_SEED, O_MAP, O_JSON };
+	enum { O_RECEIVED = 256, O_DAYS, O_IDEM_TTL, O_TXN, O_SEED, O_MAP,
+		O_JSON };
 	static const struct option longopts[] = {
 		{ "orders", required_argument, NULL, 'n' },
 		{ "members", required_argument, NULL, 'm' },
@@ -889,6 +924,7 @@ main(int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'p' },
 		{ "received", required_argument, NULL, O_RECEIVED },
 		{ "days", required_argument, NULL, O_DAYS },
+		{ "idem-ttl", required_argument, NULL, O_IDEM_TTL },
 		{ "txn", required_argument, NULL, O_TXN },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "map-size", required_argument, NULL, O_MAP },
@@ -902,6 +938,7 @@ main(int argc, char **argv)
 		.members = MK_MEMBERS_DEFAULT,
 		.txn_orders = MK_TXN_DEFAULT,
 		.days = MK_DAYS_DEFAULT,
+		.idem_ttl = MK_IDEM_TTL_DEFAULT,
 		.seed = 1,
 		.map_size = (uint64_t)8 << 30,
 	};
@@ -939,6 +976,11 @@ main(int argc, char **argv)
 			if (mk_num(optarg, 5, 100 * 365, &v) < 0)
 				return 2;
 			m.days = (unsigned)v;
+			break;
+		case O_IDEM_TTL:
+			if (mk_num(optarg, 0, UINT32_MAX, &v) < 0)
+				return 2;
+			m.idem_ttl = (uint32_t)v;
 			break;
 		case O_TXN:
 			if (mk_num(optarg, 1, 1000000, &v) < 0)
@@ -1007,6 +1049,8 @@ main(int argc, char **argv)
 	}
 	r = catalog_open(m.store, &m.cat);
 	if (r == 0)
+		r = idem_open(m.store, &m.idem, NULL);
+	if (r == 0)
 		r = mk_catalog(&m);
 	if (r == 0)
 		r = mk_password_hash(&m);
@@ -1015,11 +1059,14 @@ main(int argc, char **argv)
 	if (r == 0)
 		r = mk_orders(&m);
 	if (r == 0)
+		r = mk_idem_expire(&m);
+	if (r == 0)
 		r = mk_summary(&m, (double)(clock_monotonic_us() - t0) / 1e6);
 	if (r < 0 && r != -EINVAL && r != -EFBIG)
 		fprintf(stderr, "mkstore: %s: %s\n", m.dir, tr_strerror(r));
 	free(m.svc);
 	m.cat = catalog_free(m.cat);
+	m.idem = idem_free(m.idem);
 	m.store = store_close(m.store);
 	event_base_free(base);
 	return r < 0 ? 1 : 0;
