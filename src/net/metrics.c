@@ -28,6 +28,7 @@
 #include "mail/mailer.h"
 #include "net/metrics.h"
 #include "net/server.h"
+#include "order/idem.h"
 #include "order/order.h"
 #include "provider/provider.h"
 #include "store/store.h"
@@ -259,6 +260,10 @@ render_store_records(struct evbuffer *b, const struct daemon *d)
 	for (size_t i = 0; have_counts && i < ORDER_N_FAX; i++)
 		sample(b, "twinroute_orders_fax", "fax_state",
 		    order_strfax((fax_state)i), oc.fax[i]);
+	single(b, "twinroute_idempotency_keys", "gauge",
+	    "Idempotency keys held in memory: those of the last "
+	    "[orders] idempotency_ttl, and expired ones not yet swept.",
+	    (uint64_t)idem_count(d->idem));
 
 	family(b, "twinroute_queue_jobs", "gauge",
 	    "Jobs in each outbox: mail (confirmations to send), provider "

@@ -186,6 +186,9 @@ def test_scrape(make):
     check("STATE_UNSPECIFIED" not in states, "%r" % states)
     fax = by_label(fams, "twinroute_orders_fax", "fax_state")
     check(sum(fax.values()) == 4 and fax["FAX_NONE"] == 4, "fax: %r" % fax)
+    # A key per order placed (the refused quantity wrote none).
+    check(value(fams, "twinroute_idempotency_keys") == 4, "keys: %r" %
+          value(fams, "twinroute_idempotency_keys"))
     # The queues: a confirmation job per AUTHORIZED order.
     check(value(fams, "twinroute_queue_jobs", queue="mail") == 2, "mail q")
     check(value(fams, "twinroute_queue_jobs", queue="provider") == 0, "prov")
