@@ -600,19 +600,33 @@ static void
 order_upkeep(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	uint64_t now = (uint64_t)time(NULL), lag = 0;
+	uint32_t ttl = d->cfg->orders_idempotency_ttl;
 	struct store_txn *txn;
 	size_t indexed = 0, swept = 0;
-	int r;
+	int r, due = 0;
 
 	(void)fd;
 	(void)what;
+	/* A look first: a write, even an empty one, is a commit and a sync,
+	 * ten a second on an idle daemon. What the open batch holds comes
+	 * up next round. */
+	r = store_txn_begin(d->store, STORE_RDONLY, &txn);
+	if (r < 0)
+		goto out;
+	r = order_member_index_lag(txn, &lag);
+	if (r == 0)
+		r = due = idem_sweep_due(txn, now, ttl);
+	store_txn_abort(txn);
+	if (r < 0 || (lag == 0 && due == 0))
+		goto out;
 	r = store_txn_begin(d->store, STORE_BATCH, &txn);
 	if (r < 0)
 		goto out;
 	r = order_member_index_catch_up(txn, &indexed);
-	if (r == 0)
-		r = idem_sweep(d->idem, txn, (uint64_t)time(NULL),
-		    d->cfg->orders_idempotency_ttl, UPKEEP_SWEEP_MAX, &swept);
+	if (r == 0 && due)
+		r = idem_sweep(d->idem, txn, now, ttl, UPKEEP_SWEEP_MAX,
+		    &swept);
 	if (r < 0)
 		store_txn_abort(txn);
 	else

@@ -535,6 +535,23 @@ idem_sweep_one(const void *key, size_t key_len, const void *val,
 }
 
 int
+idem_sweep_due(struct store_txn *txn, uint64_t now, uint32_t ttl)
+{
+	uint8_t key[IDEM_LOG_KEY];
+	struct idem_sweep_ctx ctx = { .now = now, .ttl = ttl, .max = 1,
+		.keys = &key };
+	int r;
+
+	if (txn == NULL)
+		return -EINVAL;
+	/* The front record's key is taken if it is expired; the walk stops
+	 * there, or at once at a young one. */
+	r = store_iter(txn, STORE_DB_IDEMPOTENCY_LOG, NULL, 0, idem_sweep_one,
+	    &ctx);
+	return r < 0 ? r : ctx.n > 0;
+}
+
+int
 idem_sweep(struct idem *ix, struct store_txn *txn, uint64_t now,
     uint32_t ttl, size_t max, size_t *ret_n)
 {

@@ -60,6 +60,9 @@ int idem_put(struct idem *ix, struct store_txn *txn, const char *member,
  */
 int idem_sweep(struct idem *ix, struct store_txn *txn, uint64_t now,
     uint32_t ttl, size_t max, size_t *ret_n);
+/* 1 when the log's front record is ttl seconds old at now (a sweep has
+ * work), 0 when not or the log is empty; or an error. */
+int idem_sweep_due(struct store_txn *txn, uint64_t now, uint32_t ttl);
 /* Keys in the map. */
 size_t idem_count(const struct idem *ix);
 

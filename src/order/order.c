@@ -230,11 +230,40 @@ order_indexed_set(struct store_txn *txn, uint64_t id)
 }
 
 int
+order_member_index_lag(struct store_txn *txn, uint64_t *ret_n)
+{
+	uint64_t next = 1, through = 0;
+	int r;
+
+	r = meta_u64_get(txn, order_next_id_key, &next);
+	if (r == 0 || r == -ENOENT)
+		r = meta_u64_get(txn, order_indexed_key, &through);
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0)
+		*ret_n = next - 1 > through ? next - 1 - through : 0;
+	return r;
+}
+
+int
 order_member_index_update(struct store *s, size_t *ret_n)
 {
 	struct store_txn *txn;
+	uint64_t lag = 0;
 	size_t n = 0;
 	int r;
+
+	if (ret_n)
+		*ret_n = 0;
+	/* What is committed is indexed: no write (which would commit the
+	 * loop's batch early). */
+	r = store_txn_begin(s, STORE_RDONLY, &txn);
+	if (r < 0)
+		return r;
+	r = order_member_index_lag(txn, &lag);
+	store_txn_abort(txn);
+	if (r < 0 || lag == 0)
+		return r;
 
 	r = store_txn_begin(s, 0, &txn);
 	if (r < 0)

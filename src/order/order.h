@@ -156,9 +156,13 @@ int order_iter_newest(struct store_txn *txn, order_iter_fn cb, void *arg);
  */
 int order_member_index_catch_up(struct store_txn *txn, size_t *ret_n);
 /* The same in a write transaction of its own, which commits the loop's
- * open batch first: a read transaction begun after it returns sees every
- * order of the member in the index. */
+ * open batch first, when the committed orders are not all indexed: a
+ * read transaction begun after it returns sees every committed order of
+ * the member in the index. */
 int order_member_index_update(struct store *s, size_t *ret_n);
+/* How many orders the index lacks: none means a catch-up would do
+ * nothing (without the mark: every order). */
+int order_member_index_lag(struct store_txn *txn, uint64_t *ret_n);
 /* Set the mark: the index holds every order up to id. */
 int order_indexed_set(struct store_txn *txn, uint64_t id);
 /*

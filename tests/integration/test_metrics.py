@@ -345,5 +345,25 @@ def test_loopback_only(make):
         raise TestFailure("stop")
 
 
+def test_idle_writes_nothing(make):
+    # The order upkeep looks every 100 ms; with nothing to index or to
+    # expire it writes nothing: no commit, no fsync.
+    d = make()
+    d.write_conf(METRICS)
+    d.start()
+    time.sleep(0.3)
+    _, before = scrape(d)
+    time.sleep(1.2)
+    _, after = scrape(d)
+    for name in ("twinroute_store_last_txn", "twinroute_store_synced_txn"):
+        check(value(before, name) == value(after, name),
+              "%s: %r, then %r" % (name, value(before, name),
+                                   value(after, name)))
+    syncs = [value(f, "twinroute_store_syncs", "twinroute_store_syncs_total")
+             for f in (before, after)]
+    check(syncs[0] == syncs[1], "syncs: %r" % syncs)
+
+
 if __name__ == "__main__":
-    main([test_scrape, test_http, test_loopback_only])
+    main([test_scrape, test_http, test_loopback_only,
+          test_idle_writes_nothing])

@@ -510,7 +510,7 @@ static void
 test_ids_and_listing(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t ids[8], a, b, c, d, e;
+	uint64_t ids[8], a, b, c, d, e, lag = 9;
 	size_t n = 0;
 	bool more = false;
 	struct store_txn *txn;
@@ -532,11 +532,17 @@ test_ids_and_listing(void **state)
 	assert_int_equal(order_list_member(txn, "100001", 0, ids, 8, &n, &more),
 	    0);
 	assert_int_equal(n, 0);
+	assert_int_equal(order_member_index_lag(txn, &lag), 0);
+	assert_int_equal(lag, 5);
 	store_txn_abort(txn);
 	assert_int_equal(order_member_index_update(f->s, &n), 0);
 	assert_int_equal(n, 5);
 	assert_int_equal(order_member_index_update(f->s, &n), 0);
 	assert_int_equal(n, 0);
+	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(order_member_index_lag(txn, &lag), 0);
+	assert_int_equal(lag, 0);
+	store_txn_abort(txn);
 
 	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
 	assert_int_equal(order_list_member(txn, "100001", 0, ids, 8, &n, &more),
