@@ -24,7 +24,7 @@
 #include "store.pb-c.h"
 #include "store/store.h"
 
-#include "tmpdir.h"
+#include "store_fixture.h"
 
 /* ---- SipHash ----------------------------------------------------------- */
 
@@ -82,37 +82,20 @@ test_siphash_openssl(void **state)
 /* ---- the index --------------------------------------------------------- */
 
 struct fixture {
-	char dir[64];
-	char path[96];
-	struct store *s;
+	struct store_fixture sf;
 	struct idem *ix;
 };
-
-static struct store *
-open_store(const struct fixture *f)
-{
-	struct store_opts opts = { .path = f->path, .map_size = 256u << 20 };
-	struct store *s = NULL;
-
-	assert_int_equal(store_open(&opts, NULL, &s), 0);
-	return s;
-}
 
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	if (f == NULL)
-		return -1;
-	if (tmpdir_make(f->dir, sizeof(f->dir), "idem") < 0) {
+	if (f == NULL || store_fixture_init(&f->sf, "idem", 256u << 20) < 0 ||
+	    idem_open(f->sf.s, &f->ix, NULL) < 0) {
 		free(f);
 		return -1;
 	}
-	snprintf(f->path, sizeof(f->path), "%s/broker", f->dir);
-	f->s = open_store(f);
-	if (idem_open(f->s, &f->ix, NULL) < 0)
-		return -1;
 	*state = f;
 	return 0;
 }
@@ -124,8 +107,7 @@ teardown(void **state)
 	int r;
 
 	idem_free(f->ix);
-	store_close(f->s);
-	r = tmpdir_remove(f->dir);
+	r = store_fixture_fini(&f->sf);
 	free(f);
 	return r;
 }
@@ -134,9 +116,9 @@ static void
 reopen(struct fixture *f, size_t *ret_moved)
 {
 	f->ix = idem_free(f->ix);
-	f->s = store_close(f->s);
-	f->s = open_store(f);
-	assert_int_equal(idem_open(f->s, &f->ix, ret_moved), 0);
+	f->sf.s = store_close(f->sf.s);
+	f->sf.s = store_fixture_open(&f->sf);
+	assert_int_equal(idem_open(f->sf.s, &f->ix, ret_moved), 0);
 }
 
 /* A new order of member with idempotency key `key` and quantity qty,
@@ -145,30 +127,14 @@ static uint64_t
 order_in(struct fixture *f, struct store_txn *txn, const char *member,
     const char *key, uint32_t qty, uint64_t now)
 {
-	Twinroute__Money price = TWINROUTE__MONEY__INIT;
-	Twinroute__Money total;
-	Order t = TWINROUTE__ORDER__INIT, *o;
-	uint64_t id;
+	static const order_state received =
+	    TWINROUTE__ORDER_STATE__ORDER_RECEIVED;
+	const struct fixture_order fo = { .member = member,
+		.provider = "prov-1", .key = key, .quantity = qty,
+		.unit_minor = 250 };
+	const uint64_t at = now * 1000;
+	uint64_t id = fixture_order_write(txn, &fo, &received, &at, 1);
 
-	price.minor = 250;
-	price.currency = unconst("EUR");
-	total = price;
-	total.minor = 250 * qty;
-	assert_int_equal(order_next_id(txn, &t.id), 0);
-	t.member = unconst(member);
-	t.service_id = unconst("svc-1");
-	t.provider_id = unconst("prov-1");
-	t.quantity = qty;
-	t.unit_price = &price;
-	t.amount = &total;
-	t.note = unconst("note");
-	t.idempotency_key = unconst(key);
-	assert_int_equal(order_dup(&t, &o), 0);
-	assert_int_equal(order_enter_state(txn, o,
-	    TWINROUTE__ORDER_STATE__ORDER_RECEIVED, "member: order",
-	    now * 1000), 0);
-	id = o->id;
-	twinroute__order__free_unpacked(o, NULL);
 	assert_int_equal(idem_put(f->ix, txn, member, key, id, now), 0);
 	return id;
 }
@@ -181,7 +147,7 @@ put(struct fixture *f, const char *member, const char *key, uint32_t qty,
 	struct store_txn *txn;
 	uint64_t id;
 
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	id = order_in(f, txn, member, key, qty, now);
 	assert_int_equal(store_txn_commit(txn, NULL), 0);
 	return id;
@@ -194,7 +160,7 @@ get(struct fixture *f, const char *member, const char *key, uint64_t now,
 	struct store_txn *txn;
 	int r;
 
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	r = idem_get(f->ix, txn, member, key, now, ttl, ret_id, ret_hash);
 	store_txn_abort(txn);
 	return r;
@@ -256,7 +222,7 @@ test_many(void **state)
 	/* Past 2 MiB of slots and of load buffer: mmap, huge pages. */
 	const unsigned n = 140000;
 
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	for (unsigned i = 1; i <= n; i++) {
 		snprintf(member, sizeof(member), "%u", 100000 + i % 7);
 		snprintf(key, sizeof(key), "key-%u", i);
@@ -294,7 +260,7 @@ test_failed_write(void **state)
 	uint64_t id, kept, lost;
 
 	kept = put(f, "100001", "kept", 1, 100);
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	order_in(f, txn, "100001", "lost", 1, 100);
 	store_txn_abort(txn);
 	assert_int_equal(idem_count(f->ix), 2);
@@ -328,7 +294,7 @@ test_sweep(void **state)
 			six = id;
 	}
 	/* ttl 100 at 1155: 1010..1050 expired (five), 1060.. not. */
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	assert_int_equal(idem_sweep_due(txn, 1109, 100), 0);
 	assert_int_equal(idem_sweep_due(txn, 1110, 100), 1);
 	assert_int_equal(idem_sweep(f->ix, txn, 1155, 100, 3, &n), 0);
@@ -368,7 +334,7 @@ test_schema1_move(void **state)
 
 	/* The orders, with the log emptied: what a schema 1 store holds is
 	 * the orders and the old records. */
-	assert_int_equal(store_txn_begin(f->s, 0, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, 0, &txn), 0);
 	for (uint64_t i = 1; i <= 3; i++) {
 		char k[24];
 
@@ -404,7 +370,7 @@ test_schema1_move(void **state)
 	/* Their time came along: expired at 500 + ttl. */
 	assert_int_equal(get(f, "100001", "old-3", 4100, 3600, &id, got),
 	    -ENOENT);
-	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, STORE_RDONLY, &txn), 0);
 	assert_int_equal(store_db_entries(txn, STORE_DB_IDEMPOTENCY, &entries),
 	    0);
 	assert_int_equal(entries, 0);
@@ -425,14 +391,14 @@ test_sipkey_kept(void **state)
 	uint8_t first[SIPHASH_KEY_SIZE];
 	size_t len;
 
-	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, STORE_RDONLY, &txn), 0);
 	assert_int_equal(store_get(txn, STORE_DB_META,
 	    "idempotency_siphash_key", 23, &val, &len), 0);
 	assert_int_equal(len, SIPHASH_KEY_SIZE);
 	memcpy(first, val, len);
 	store_txn_abort(txn);
 	reopen(f, NULL);
-	assert_int_equal(store_txn_begin(f->s, STORE_RDONLY, &txn), 0);
+	assert_int_equal(store_txn_begin(f->sf.s, STORE_RDONLY, &txn), 0);
 	assert_int_equal(store_get(txn, STORE_DB_META,
 	    "idempotency_siphash_key", 23, &val, &len), 0);
 	assert_memory_equal(val, first, sizeof(first));

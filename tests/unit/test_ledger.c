@@ -18,7 +18,7 @@
 #include "order/order.h"
 #include "store/store.h"
 
-#include "tmpdir.h"
+#include "store_fixture.h"
 
 #define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define DAY (86400ull * 1000)
@@ -268,79 +268,35 @@ test_rows_max_and_overflow(void **state)
 
 /* ---- orders in a store ------------------------------------------------ */
 
-struct fixture {
-	char dir[64];
-	char path[96];
-	struct store *s;
-};
-
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct store_opts opts = { .map_size = 8u << 20 };
-
-	if (f == NULL)
-		return -1;
-	if (tmpdir_make(f->dir, sizeof(f->dir), "ledger") < 0) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/broker", f->dir);
-	opts.path = f->path;
-	if (store_open(&opts, NULL, &f->s) < 0) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
+	return store_fixture_setup(state, "ledger", 8u << 20);
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-	int r;
-
-	store_close(f->s);
-	r = tmpdir_remove(f->dir);
-	free(f);
-	return r;
+	return store_fixture_teardown(state);
 }
 
 /*
- * A committed order of provider, moved through states[] at times[] with
- * order_enter_state(), as the daemon would.
+ * A committed order of provider for minor cents (two at half of it),
+ * moved through states[] at times[] with order_enter_state(), as the
+ * daemon would.
  */
 static uint64_t
 store_order(struct store *s, const char *provider, int64_t minor,
     const order_state *states, const uint64_t *times, size_t n)
 {
-	Twinroute__Money price = TWINROUTE__MONEY__INIT, total;
-	Order t = TWINROUTE__ORDER__INIT, *o;
+	const struct fixture_order fo = { .member = "100001",
+		.provider = provider, .quantity = 2, .unit_minor = minor / 2 };
 	struct store_txn *txn;
 	uint64_t id;
 
-	price.minor = minor / 2;
-	price.currency = unconst("EUR");
-	total = price;
-	total.minor = minor;
 	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
-	assert_int_equal(order_next_id(txn, &t.id), 0);
-	t.member = unconst("100001");
-	t.service_id = unconst("svc-1");
-	t.service_name = unconst("One");
-	t.provider_id = unconst(provider);
-	t.quantity = 2;
-	t.unit_price = &price;
-	t.amount = &total;
-	assert_int_equal(order_dup(&t, &o), 0);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(order_enter_state(txn, o, states[i], "test",
-		    times[i]), 0);
+	id = fixture_order_write(txn, &fo, states, times, n);
 	assert_int_equal(store_txn_commit(txn, NULL), 0);
-	id = o->id;
-	twinroute__order__free_unpacked(o, NULL);
 	return id;
 }
 
@@ -353,7 +309,7 @@ test_scan_store(void **state)
 	static const order_state rejected[] = { S(RECEIVED), S(AUTHORIZED),
 	    S(AWAITING_CONFIRMATION), S(CONFIRMED), S(DISPATCHED),
 	    S(REJECTED) };
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	struct ledger_query q = { .provider_id = "prov-1", .from_ms = JAN1,
 	    .to_ms = JAN1 + 10 * DAY };
 	uint64_t t1[8], t2[8], t3[8], t4[6], charged, fulfilled;

@@ -17,54 +17,21 @@
 #include "order/order.h"
 #include "store/store.h"
 
-#include "tmpdir.h"
+#include "store_fixture.h"
 
 #define S(x) TWINROUTE__ORDER_STATE__ORDER_##x
 #define N_STATES 14
 
-struct fixture {
-	char dir[64];
-	char path[96];
-	struct store *s;
-};
-
-static struct store *
-open_store(const struct fixture *f)
-{
-	struct store_opts opts = { .path = f->path, .map_size = 8u << 20 };
-	struct store *s = NULL;
-
-	assert_int_equal(store_open(&opts, NULL, &s), 0);
-	return s;
-}
-
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (f == NULL)
-		return -1;
-	if (tmpdir_make(f->dir, sizeof(f->dir), "order") < 0) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/broker", f->dir);
-	f->s = open_store(f);
-	*state = f;
-	return 0;
+	return store_fixture_setup(state, "order", 8u << 20);
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-	int r;
-
-	store_close(f->s);
-	r = tmpdir_remove(f->dir);
-	free(f);
-	return r;
+	return store_fixture_teardown(state);
 }
 
 /* The allowed transitions, as DESIGN.md draws them. */
@@ -133,30 +100,17 @@ test_table(void **state)
 static uint64_t
 make_order(struct store *s, const char *member)
 {
-	Twinroute__Money price = TWINROUTE__MONEY__INIT;
-	Twinroute__Money total;
-	Order t = TWINROUTE__ORDER__INIT, *o;
+	static const order_state received = S(RECEIVED);
+	static const uint64_t at = 1000;
+	const struct fixture_order fo = { .member = member,
+		.provider = "prov-1", .quantity = 2, .unit_minor = 250,
+		.cause = "member: order" };
 	struct store_txn *txn;
 	uint64_t id;
 
-	price.minor = 250;
-	price.currency = unconst("EUR");
-	total = price;
-	total.minor = 500;
 	assert_int_equal(store_txn_begin(s, 0, &txn), 0);
-	assert_int_equal(order_next_id(txn, &t.id), 0);
-	t.member = unconst(member);
-	t.service_id = unconst("svc-1");
-	t.provider_id = unconst("prov-1");
-	t.quantity = 2;
-	t.unit_price = &price;
-	t.amount = &total;
-	assert_int_equal(order_dup(&t, &o), 0);
-	assert_int_equal(order_enter_state(txn, o, S(RECEIVED), "member: order",
-	    1000), 0);
+	id = fixture_order_write(txn, &fo, &received, &at, 1);
 	assert_int_equal(store_txn_commit(txn, NULL), 0);
-	id = o->id;
-	twinroute__order__free_unpacked(o, NULL);
 	return id;
 }
 
@@ -213,7 +167,7 @@ has_mail_job(struct store *s, uint64_t id)
 static void
 test_history_and_outbox(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	uint64_t id = make_order(f->s, "100001");
 	Order *o;
 
@@ -248,7 +202,7 @@ test_history_and_outbox(void **state)
 static void
 test_outbox_same_txn(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	uint64_t id = make_order(f->s, "100001");
 	struct store_txn *txn;
 	Order *o;
@@ -336,7 +290,7 @@ put_confirmation(struct store *s, uint64_t id, const uint8_t hash[32],
 static void
 test_confirmation_outboxes(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	uint64_t id = make_order(f->s, "100001"), id2;
 	uint8_t hash[32], key[8], xkey[16], pkey[ORDER_DISPATCH_KEY_MAX];
 	size_t pklen;
@@ -414,7 +368,7 @@ confirm_order(struct store *s, uint64_t id)
 static void
 test_fax_track(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	uint64_t id = make_order(f->s, "100001"), id2;
 	Twinroute__Store__DispatchJob *job = NULL;
 	struct store_txn *txn;
@@ -509,7 +463,7 @@ test_request_hash(void **state)
 static void
 test_ids_and_listing(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	uint64_t ids[8], a, b, c, d, e, lag = 9;
 	size_t n = 0;
 	bool more = false;
@@ -522,7 +476,7 @@ test_ids_and_listing(void **state)
 	assert_true(b > a && c > b);
 	/* Ids survive a reopen. */
 	store_close(f->s);
-	f->s = open_store(f);
+	f->s = store_fixture_open(f);
 	d = make_order(f->s, "100001");
 	e = make_order(f->s, "1000010");  /* a longer number, same prefix */
 	assert_true(d > c && e > d);
@@ -598,7 +552,7 @@ test_ids_and_listing(void **state)
 static void
 test_index_mark_missing(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	struct store_txn *txn;
 	uint64_t a, ids[4], entries = 0;
 	size_t n = 0;
@@ -704,7 +658,7 @@ entries(struct store *s, enum store_db db)
 static void
 test_counts(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	struct order_counts c, before, zero = { 0 };
 	struct store_latency commit, fsync;
 	struct store_txn *txn;
@@ -822,7 +776,7 @@ test_counts(void **state)
 
 	/* They survive a reopen. */
 	store_close(f->s);
-	f->s = open_store(f);
+	f->s = store_fixture_open(f);
 	assert_int_equal(order_counts_ensure(f->s, &rebuilt), 0);
 	assert_false(rebuilt);
 	assert_counts_match_scan(f->s);
@@ -893,7 +847,7 @@ index_put(struct store *s, uint64_t id, bool del)
 static void
 test_received_index(void **state)
 {
-	struct fixture *f = *state;
+	struct store_fixture *f = *state;
 	struct store_txn *txn;
 	uint64_t a, b, c, d;
 	bool rebuilt;
@@ -963,7 +917,7 @@ test_received_index(void **state)
 	assert_int_equal(entries(f->s, STORE_DB_ORDERS_RECEIVED), 1);
 	/* It survives a reopen. */
 	store_close(f->s);
-	f->s = open_store(f);
+	f->s = store_fixture_open(f);
 	{
 		const uint64_t want[] = { d };
 		assert_received(f->s, want, 1, false);
