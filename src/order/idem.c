@@ -3,7 +3,6 @@
 #include "order/idem.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,7 +32,6 @@ struct idem_slot {
 };
 
 struct idem {
-	struct store *store;
 	uint8_t sipkey[SIPHASH_KEY_SIZE];
 	struct idem_slot *slot;
 	size_t mask;                /* slots - 1, a power of two less one */
@@ -182,6 +180,21 @@ idem_log_write(struct store_txn *txn, uint64_t id, uint64_t fp,
 	return store_put(txn, STORE_DB_IDEMPOTENCY_LOG, k, sizeof(k), buf, len);
 }
 
+/* Is the log record val ttl seconds old at now? 1 or 0, or an error. */
+static int
+idem_expired(const void *val, size_t len, uint64_t now, uint32_t ttl)
+{
+	IdemRecord *rec;
+	int r;
+
+	rec = twinroute__store__idempotency_record__unpack(NULL, len, val);
+	if (rec == NULL)
+		return -TR_EBADMSG;
+	r = rec->created_unix + ttl <= now;
+	twinroute__store__idempotency_record__free_unpacked(rec, NULL);
+	return r;
+}
+
 /* The store's SipHash key: read, or drawn and written on first use. */
 static int
 idem_sipkey_load(struct idem *ix, struct store_txn *txn)
@@ -328,7 +341,6 @@ idem_open(struct store *s, struct idem **ret_idem, size_t *ret_moved)
 	ix = calloc(1, sizeof(*ix));
 	if (ix == NULL)
 		return -ENOMEM;
-	ix->store = s;
 	mv.ix = ix;
 
 	r = store_txn_begin(s, 0, &txn);
@@ -414,22 +426,16 @@ idem_check(struct store_txn *txn, uint64_t id, uint64_t fp,
 	uint8_t k[IDEM_LOG_KEY];
 	const void *val;
 	size_t len;
-	IdemRecord *rec;
 	Order *o;
-	bool young;
 	int r;
 
 	idem_log_key(id, fp, k);
 	r = store_get(txn, STORE_DB_IDEMPOTENCY_LOG, k, sizeof(k), &val, &len);
 	if (r < 0)
 		return r;
-	rec = twinroute__store__idempotency_record__unpack(NULL, len, val);
-	if (rec == NULL)
-		return -TR_EBADMSG;
-	young = rec->created_unix + ttl > now;
-	twinroute__store__idempotency_record__free_unpacked(rec, NULL);
-	if (!young)
-		return 1;
+	r = idem_expired(val, len, now, ttl);
+	if (r != 0)
+		return r;
 	/* Member, key and parameters are the order's own. */
 	r = order_get(txn, id, &o);
 	if (r < 0)
@@ -516,20 +522,15 @@ idem_sweep_one(const void *key, size_t key_len, const void *val,
     size_t val_len, void *arg)
 {
 	struct idem_sweep_ctx *ctx = arg;
-	IdemRecord *rec;
-	bool old;
+	int r;
 
 	if (ctx->n == ctx->max)
 		return 1;
 	if (key_len != IDEM_LOG_KEY)
 		return -TR_EBADMSG;
-	rec = twinroute__store__idempotency_record__unpack(NULL, val_len, val);
-	if (rec == NULL)
-		return -TR_EBADMSG;
-	old = rec->created_unix + ctx->ttl <= ctx->now;
-	twinroute__store__idempotency_record__free_unpacked(rec, NULL);
-	if (!old)
-		return 1;
+	r = idem_expired(val, val_len, ctx->now, ctx->ttl);
+	if (r <= 0)
+		return r < 0 ? r : 1;
 	memcpy(ctx->keys[ctx->n++], key, IDEM_LOG_KEY);
 	return 0;
 }

@@ -194,7 +194,6 @@ static const char order_indexed_key[] = "member_index_through";
 #define INDEX_CHUNK 1024
 
 struct index_chunk {
-	uint64_t from;              /* the first id to read */
 	size_t max, n;              /* what to take; what was taken */
 	uint64_t last;              /* the last id read */
 	uint8_t (*keys)[MEMBER_KEY_MAX];

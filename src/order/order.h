@@ -37,8 +37,8 @@ bool order_state_terminal(order_state s);
  * (-ORDER_EFORBIDDEN, and nothing changes), then appends {to, now_ms,
  * cause} to o's history, sets state and updated_unix_ms (created_unix_ms
  * too when creating), writes the order (its member index follows: see
- * order_member_index_catch_up), and writes
- * in the same txn the outbox entries of the new state: entering
+ * order_member_index_catch_up), and writes in the same txn the outbox
+ * entries of the new state: entering
  * AUTHORIZED queues a MailJob (key: the order id); leaving AUTHORIZED or
  * AWAITING_CONFIRMATION removes a mail job still queued, and leaving
  * AWAITING_CONFIRMATION removes its Confirmation, token and expiry entry
@@ -150,9 +150,9 @@ int order_iter_newest(struct store_txn *txn, order_iter_fn cb, void *arg);
  * member_index_through says up to which id the index is complete;
  * order_member_index_catch_up indexes the orders after it, oldest first,
  * in txn, and moves it. The daemon runs it at start, every 100 ms, and
- * before each listing by member, in the listing's transaction or before
- * it. Without the mark (a new store, or one of schema 1) it indexes
- * every order. *ret_n (may be NULL): orders indexed.
+ * before each listing by member (order_member_index_update). Without the
+ * mark (a new store, or one of schema 1) it indexes every order. *ret_n
+ * (may be NULL): orders indexed.
  */
 int order_member_index_catch_up(struct store_txn *txn, size_t *ret_n);
 /* The same in a write transaction of its own, which commits the loop's

@@ -603,6 +603,22 @@ store_start_sync(struct store *s)
 
 /* ---- open / close ----------------------------------------------------- */
 
+/* Write the schema record: on creation, and on an upgrade. */
+static int
+store_meta_put(struct store *s, MDB_txn *txn, MDB_val *key,
+    const Twinroute__Store__Meta *meta)
+{
+	uint8_t buf[STORE_META_BUF_MAX];
+	MDB_val val;
+
+	if (twinroute__store__meta__get_packed_size(meta) > sizeof(buf))
+		return -EOVERFLOW;
+	val.mv_size = twinroute__store__meta__pack(meta, buf);
+	val.mv_data = buf;
+	return store_mdb_errno(mdb_put(txn, s->dbi[STORE_DB_META], key, &val,
+	    0));
+}
+
 static int
 store_meta_check(struct store *s, MDB_txn *txn)
 {
@@ -617,19 +633,10 @@ store_meta_check(struct store *s, MDB_txn *txn)
 	rc = mdb_get(txn, s->dbi[STORE_DB_META], &key, &val);
 	if (rc == MDB_NOTFOUND) {
 		Twinroute__Store__Meta init = TWINROUTE__STORE__META__INIT;
-		uint8_t buf[STORE_META_BUF_MAX];
-		size_t len;
 
 		init.schema_version = STORE_SCHEMA_VERSION;
 		init.created_unix = (uint64_t)time(NULL);
-		len = twinroute__store__meta__get_packed_size(&init);
-		if (len > sizeof(buf))
-			return -EOVERFLOW;
-		len = twinroute__store__meta__pack(&init, buf);
-		val.mv_size = len;
-		val.mv_data = buf;
-		return store_mdb_errno(mdb_put(txn, s->dbi[STORE_DB_META], &key,
-		    &val, 0));
+		return store_meta_put(s, txn, &key, &init);
 	}
 	if (rc != 0)
 		return store_mdb_errno(rc);
@@ -642,18 +649,8 @@ store_meta_check(struct store *s, MDB_txn *txn)
 	} else if (meta->schema_version == 1) {
 		/* The upgrade: the version here, the records at the start of
 		 * the daemon (STORE_SCHEMA_VERSION). */
-		uint8_t buf[STORE_META_BUF_MAX];
-		size_t len;
-
 		meta->schema_version = STORE_SCHEMA_VERSION;
-		len = twinroute__store__meta__get_packed_size(meta);
-		rc = len > sizeof(buf) ? -EOVERFLOW : 0;
-		if (rc == 0) {
-			val.mv_size = twinroute__store__meta__pack(meta, buf);
-			val.mv_data = buf;
-			rc = store_mdb_errno(mdb_put(txn,
-			    s->dbi[STORE_DB_META], &key, &val, 0));
-		}
+		rc = store_meta_put(s, txn, &key, meta);
 	} else {
 		rc = -TR_ESCHEMA;
 	}
@@ -821,7 +818,6 @@ store_close(struct store *s)
 		event_free(s->batch_ev);
 	if (s->hold_timer)
 		event_free(s->hold_timer);
-
 	if (s->efd >= 0)
 		close(s->efd);
 	if (s->env)
